@@ -1,0 +1,107 @@
+"""LAD: Learning Advantage Distribution (Li & Li 2026, arXiv 2602.20132).
+
+How it departs from GRPO, in order:
+1. The target is a distribution, not a direction: P_A(y) ∝ exp(A/eta), the trust-region optimum
+   pi* ∝ pi_old exp(A/eta) expressed relative to pi_old.
+2. The loss is an f-divergence D_f(P_pi || P_A) between the policy-induced distribution (the ratio
+   pi_theta/pi_old) and P_A; normalisers are dropped (Lemma 3.2), leaving per sample
+   exp(u) f(x) with u = A/eta and x = r / exp(u).
+3. Its gradient r f'(x) grad log pi vanishes once a sample's ratio reaches exp(A/eta): positive samples
+   are not pushed up forever, which is why LAD needs no clip and no entropy bonus.
+4. The ratio is a sequence-level quantity by default (the theory); `level="token"` applies the same
+   loss per token as a drop-in for token-level GRPO code.
+
+We backpropagate the surrogate stopgrad(r f'(x)) * l (same gradient, better conditioned) but report the
+value of exp(u) f(x): `loss = value.detach() + weight.detach() * l - (weight * l).detach()`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ladkit.errors import LadkitError
+from ladkit.objectives.aggregation import check_aggregation
+from ladkit.objectives.common import check_inputs, masked_max, masked_means, masked_min, ratio_metrics, token_log_ratio
+from ladkit.objectives.divergences import DIVERGENCES
+from ladkit.types import ObjectiveOutput
+
+
+@dataclass
+class LADConfig:
+    """Hyperparameters of the LAD objective."""
+
+    divergence: str = "js"
+    """f-divergence generator: kl, rkl, jf, tv, hd or js (the paper's main choice)."""
+    eta: float | None = None
+    """Temperature of the advantage-induced distribution P_A ∝ exp(A/eta). Give eta or inv_eta."""
+    inv_eta: float | None = 4.0
+    """1/eta, the paper's knob (4 for maths). Ignored when eta is given."""
+    level: str = "sequence"
+    """Where the ratio lives: "sequence" (sum of token log-ratios; the theory) or "token"."""
+    log_ratio_clamp: float | None = None
+    """If set, clamp the log-ratio to [-c, c] inside the weight (the gradient still flows through l)."""
+    aggregation: str = "grpo"
+    """Token-level reduction (grpo, bnpo, dr_grpo, dapo); sequence-level losses are averaged over N."""
+
+    def __post_init__(self) -> None:
+        DIVERGENCES.get(self.divergence)  # unknown names fail here, listing the valid ones
+        if self.eta is not None and not self.eta > 0:
+            raise LadkitError(f"eta must be > 0, got {self.eta}; it is the temperature of exp(A/eta)")
+        if self.eta is None and (self.inv_eta is None or not self.inv_eta > 0):
+            raise LadkitError(f"inv_eta (1/eta) must be > 0, got {self.inv_eta}; or give eta instead")
+        if self.level not in ("sequence", "token"):
+            raise LadkitError(f"LAD level must be 'sequence' or 'token', got {self.level!r}")
+        if self.log_ratio_clamp is not None and not self.log_ratio_clamp > 0:
+            raise LadkitError(f"log_ratio_clamp must be > 0 or unset, got {self.log_ratio_clamp}")
+        check_aggregation(self.aggregation)
+
+    @property
+    def inverse_temperature(self) -> float:
+        """1/eta, whichever way it was given."""
+        return 1.0 / self.eta if self.eta is not None else float(self.inv_eta)
+
+
+def lad_loss(
+    logprobs: torch.Tensor,  # [N, T] log pi_theta of the response tokens
+    old_logprobs: torch.Tensor,  # [N, T] log pi_old (the sampler), fixed over the rollout batch
+    advantages: torch.Tensor,  # [N]
+    mask: torch.Tensor,  # [N, T]
+    config: LADConfig | None = None,
+    ref_logprobs: torch.Tensor | None = None,  # unused: LAD needs no reference model
+    log_z: torch.Tensor | None = None,  # unused (FlowRL only)
+    with_metrics: bool = True,
+) -> ObjectiveOutput:
+    """Per-sequence ([N]) or per-token ([N, T]) LAD loss exp(u) f(x) with gradient r f'(x) grad l."""
+    config = config or LADConfig()
+    check_inputs(logprobs, old_logprobs, advantages, mask)
+    divergence = DIVERGENCES.get(config.divergence)
+    token_l = token_log_ratio(logprobs, old_logprobs, mask)  # [N, T]
+    u = advantages.to(token_l.dtype).detach() * config.inverse_temperature  # [N]
+    if config.level == "sequence":
+        l, u_b, valid = token_l.sum(-1), u, mask.bool().any(-1)  # [N], [N], [N]
+    else:
+        l, u_b, valid = token_l, u[:, None].expand_as(token_l), mask.bool()  # [N, T] each
+    l_w = (
+        l.detach()
+        if config.log_ratio_clamp is None
+        else l.detach().clamp(-config.log_ratio_clamp, config.log_ratio_clamp)
+    )
+    value = divergence.loss(l_w, u_b)  # exp(u) f(x)
+    weight = divergence.weight(l_w, u_b)  # r f'(x) = d value / d l
+    losses = value + weight * l - (weight * l).detach()  # value forward, weight * grad l backward
+    losses = torch.where(valid, losses, 0.0)
+    if not with_metrics:
+        return ObjectiveOutput(losses=losses, level=config.level)
+    past_target = (l.detach() > u_b).to(l.dtype)  # ratio beyond exp(A/eta): the brake is on
+    ascent = -weight  # -r f'(x) plays the role of the advantage in a policy gradient
+    metrics = {
+        **masked_means(
+            {"lad/weight_mean": ascent, "lad/frac_past_target": past_target, "lad/loss_value": value}, valid
+        ),
+        "lad/weight_min": masked_min(ascent, valid),
+        "lad/weight_max": masked_max(ascent, valid),
+        **ratio_metrics(l.detach(), valid),
+    }
+    return ObjectiveOutput(losses=losses, level=config.level, metrics=metrics)

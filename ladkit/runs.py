@@ -1,0 +1,123 @@
+"""The run folder: the self-describing record every command writes and `compare`/notebooks read.
+
+    config.yaml    the fully resolved config
+    meta.json      versions, git sha, argv, device, status (running / completed / failed), times
+    metrics.jsonl  one JSON object per row, appended and flushed as it is produced
+    summary.json   final numbers
+    (plus command-specific files: samples/, checkpoints/, figures)
+
+JSON and YAML files are written atomically (temporary name, fsync, rename), so a killed process never
+leaves a half-written one behind. Nothing here executes what it reads: JSON and safe YAML only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ladkit import __version__
+from ladkit.errors import LadkitError
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` via a temporary file + fsync + rename (never a torn file)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def to_jsonable(value: Any) -> Any:
+    """Tensors/numpy scalars to floats, non-finite floats to None (strict JSON has no NaN)."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def git_sha() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def run_name(*parts: str) -> str:
+    """`bandit-lad_js-grpo-s0-20261126-163000`: what, on what, which seed, when."""
+    clean = [p.replace(":", "_").replace("/", "_") for p in parts if p]
+    return "-".join([*clean, time.strftime("%Y%m%d-%H%M%S")])
+
+
+class RunWriter:
+    """Creates a run folder and appends to it. Refuses to overwrite a folder that already holds a run."""
+
+    def __init__(self, path: str | Path, config: dict[str, Any], command: str):
+        self.path = Path(path)
+        if (self.path / "meta.json").exists():
+            raise LadkitError(f"run folder {self.path} already holds a run; choose another --run-dir")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise LadkitError(
+                f"cannot create run folder {self.path}: {err.strerror}; choose another --run-dir"
+            ) from None
+        self.meta = {
+            "command": command,
+            "status": "running",
+            "ladkit_version": __version__,
+            "git_sha": git_sha(),
+            "argv": sys.argv,
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            **_library_versions(),
+        }
+        write_atomic(self.path / "config.yaml", yaml.safe_dump(to_jsonable(config), sort_keys=False))
+        self._write_meta()
+        self._metrics = open(self.path / "metrics.jsonl", "a", encoding="utf-8")
+
+    def _write_meta(self) -> None:
+        write_atomic(self.path / "meta.json", json.dumps(self.meta, indent=2))
+
+    def log(self, row: dict[str, Any]) -> None:
+        """Append one metrics row and flush it (a reader sees every finished row)."""
+        self._metrics.write(json.dumps(to_jsonable(row)) + "\n")
+        self._metrics.flush()
+
+    def write_json(self, name: str, data: Any) -> Path:
+        path = self.path / name
+        write_atomic(path, json.dumps(to_jsonable(data), indent=2))
+        return path
+
+    def finish(self, status: str = "completed", **extra: Any) -> None:
+        self._metrics.close()
+        self.meta.update(status=status, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra)
+        self._write_meta()
+
+
+def _library_versions() -> dict[str, str]:
+    versions = {}
+    for name in ("torch", "transformers", "peft", "vllm"):
+        module = sys.modules.get(name)
+        if module is not None:
+            versions[f"{name}_version"] = getattr(module, "__version__", "unknown")
+    return versions

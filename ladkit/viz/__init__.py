@@ -1,0 +1,1 @@
+"""Interactive views: Jupyter dashboards built from ipywidgets and plotly FigureWidgets."""
