@@ -30,6 +30,7 @@ def bandit(
     import torch
 
     from ladkit.bandit.config import BanditConfig, resolve_num_arms
+    from ladkit.bandit.experiment import format_summary
     from ladkit.bandit.session import run_and_record
 
     torch.set_num_threads(1)  # 50 logits: threads only add overhead
@@ -51,10 +52,5 @@ def bandit(
         grpo_clip=grpo_clip,
     )
     result, path = run_and_record(config, run_dir, live=live)
-    for run in result.runs:
-        s, modes = run.summary, len(result.modes.peaks)
-        typer.echo(
-            f"{run.label:>8}: TV to target {s['bandit/tv_to_target']:.4f}, entropy {s['bandit/entropy']:.3f}, "
-            f"max arm prob {s['bandit/max_prob']:.3f}, modes kept {s['bandit/modes_kept']:.0f}/{modes}"
-        )
+    typer.echo(format_summary(result))
     typer.echo(f"run folder: {path}  (figure: {path / 'bandit.html'})")

@@ -67,6 +67,16 @@ def run_name(*parts: str) -> str:
     return "-".join([*clean, time.strftime("%Y%m%d-%H%M%S")])
 
 
+def unique_path(path: str | Path) -> Path:
+    """`path`, or `path-2`, `path-3`, ... when it exists (two runs named in the same second)."""
+    path = base = Path(path)
+    n = 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
 class RunWriter:
     """Creates a run folder and appends to it. Refuses to overwrite a folder that already holds a run."""
 

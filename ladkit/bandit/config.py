@@ -57,8 +57,10 @@ class BanditConfig:
             SHAPES.get(self.shape)
         if not self.objectives:
             raise LadkitError("objectives is empty; name at least one of: " + ", ".join(OBJECTIVES.names()))
-        for spec in self.objectives:
-            parse_objective(spec, self.divergence)
+        labels = [label(spec, self.divergence) for spec in self.objectives]
+        twice = sorted({name for name in labels if labels.count(name) > 1})
+        if twice:
+            raise LadkitError(f"objectives {', '.join(self.objectives)} name {twice[0]} twice; keep one of them")
         DIVERGENCES.get(self.divergence)
         if self.eta is not None and not self.eta > 0:
             raise LadkitError(f"eta must be > 0, got {self.eta}; it is the temperature of exp(A/eta)")

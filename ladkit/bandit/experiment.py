@@ -192,6 +192,12 @@ def summarise(probs: torch.Tensor, target: torch.Tensor, modes: Modes) -> dict[s
     }
 
 
+def bandit_target(config: BanditConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(advantages [K], target softmax(A/eta) [K]) of a config: LAD's advantage-induced distribution P_A."""
+    advantages = make_advantages(config.shape, config.num_arms, config.table)  # [K]
+    return advantages, torch.softmax(config.inverse_temperature * advantages, 0).float()
+
+
 def run_bandit(
     config: BanditConfig,
     callback: Callable[[BanditProgress], None] | None = None,
@@ -199,8 +205,7 @@ def run_bandit(
     on_row: Callable[[dict[str, Any]], None] | None = None,
 ) -> BanditResult:
     """Train every objective in `config.objectives` on the same bandit, one after the other."""
-    advantages = make_advantages(config.shape, config.num_arms, config.table)  # [K]
-    target = torch.softmax(config.inverse_temperature * advantages, 0).float()  # [K] P_A
+    advantages, target = bandit_target(config)  # [K], [K]
     modes = find_modes(target)
     runs = [
         train_one(config, spec, advantages, target, modes, callback, callback_every, on_row)
@@ -211,3 +216,16 @@ def run_bandit(
 
 def config_dict(config: BanditConfig) -> dict[str, Any]:
     return asdict(config)
+
+
+def format_summary(result: BanditResult, heading: str = "") -> str:
+    """One line per objective: TV to target, entropy, max arm probability, modes kept."""
+    total = len(result.modes.peaks)
+    lines = []
+    for run in result.runs:
+        s = run.summary
+        lines.append(
+            f"{heading}{run.label:>8}: TV to target {s['bandit/tv_to_target']:.4f}, entropy {s['bandit/entropy']:.3f},"
+            f" max arm prob {s['bandit/max_prob']:.4f}, modes kept {s['bandit/modes_kept']:.0f}/{total}"
+        )
+    return "\n".join(lines)

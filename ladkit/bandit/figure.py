@@ -9,6 +9,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ladkit.bandit.config import BanditConfig
 from ladkit.bandit.experiment import BanditResult
 
 TARGET_COLOUR = "#222222"
@@ -67,11 +68,8 @@ def bandit_figure(result: BanditResult) -> go.Figure:
             row=2,
             col=cols // 2 + 1,
         )
-    cfg = result.config
-    pi_old = "pi_old fixed (uniform)" if cfg.refresh_every is None else f"pi_old refreshed every {cfg.refresh_every}"
     fig.update_layout(
-        title=f"{cfg.num_arms}-armed bandit, {cfg.shape} advantage, 1/eta = {cfg.inverse_temperature:g}, "
-        f"{cfg.mode} expectation, {pi_old}, {cfg.steps} steps",
+        title=describe(result.config),
         height=620,
         bargap=0.05,
         template="plotly_white",
@@ -80,6 +78,18 @@ def bandit_figure(result: BanditResult) -> go.Figure:
     fig.update_xaxes(title_text="step", row=2)
     fig.update_yaxes(title_text="probability", row=1, col=1)
     return fig
+
+
+def describe(config: BanditConfig) -> str:
+    """The figure title: everything that distinguishes one run from another."""
+    pi_old = (
+        "pi_old fixed (uniform)" if config.refresh_every is None else f"pi_old refreshed every {config.refresh_every}"
+    )
+    mode = config.mode if config.mode == "exact" else f"sampled, G = {config.group_size}"
+    return (
+        f"{config.num_arms}-armed bandit, {config.shape} advantage, 1/eta = {config.inverse_temperature:g},"
+        f" {mode}, {pi_old}, {config.steps} steps"
+    )
 
 
 def write_bandit_html(result: BanditResult, path: str | Path) -> Path:

@@ -10,15 +10,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ladkit.bandit.config import BanditConfig, label
-from ladkit.bandit.experiment import BanditProgress, BanditResult, config_dict, run_bandit
+from ladkit.bandit.experiment import BanditProgress, BanditResult, bandit_target, config_dict, run_bandit
 from ladkit.bandit.shapes import make_advantages
-from ladkit.runs import RunWriter, run_name
+from ladkit.runs import RunWriter, run_name, unique_path
 
 
 def default_run_dir(config: BanditConfig, root: str | Path = "runs") -> Path:
     labels = [label(spec, config.divergence) for spec in config.objectives]
     pi_old = "fixed" if config.refresh_every is None else f"refresh{config.refresh_every}"
-    return Path(root) / run_name("bandit", *labels, config.shape, pi_old, f"s{config.seed}")
+    return unique_path(Path(root) / run_name("bandit", *labels, config.shape, pi_old, f"s{config.seed}"))
 
 
 def run_and_record(
@@ -29,8 +29,6 @@ def run_and_record(
     callback_every: int = 50,
 ) -> tuple[BanditResult, Path]:
     """Run the bandit, writing config.yaml, meta.json, metrics.jsonl, summary.json and bandit.html."""
-    import torch
-
     make_advantages(config.shape, config.num_arms, config.table)  # bad tables fail before a folder exists
     path = Path(run_dir) if run_dir is not None else default_run_dir(config)
     writer = RunWriter(path, config_dict(config), command="bandit")
@@ -38,8 +36,7 @@ def run_and_record(
         if live:
             from ladkit.bandit.live import BanditLiveView
 
-            advantages = make_advantages(config.shape, config.num_arms, config.table)
-            target = torch.softmax(config.inverse_temperature * advantages, 0).float()
+            _, target = bandit_target(config)
             labels = [label(spec, config.divergence) for spec in config.objectives]
             with BanditLiveView(target, labels, config.steps) as view:
                 both = view if callback is None else _chain(view, callback)

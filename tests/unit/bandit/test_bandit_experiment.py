@@ -106,6 +106,7 @@ def test_adam_matches_torch_adam():
         ({"objectives": ["lad:bar"]}, UnknownNameError, "unknown divergence 'bar'"),
         ({"objectives": ["ppo"]}, UnknownNameError, "valid objectives: flowrl, grpo, lad"),
         ({"objectives": ["grpo:kl"]}, LadkitError, "only lad takes a divergence"),
+        ({"objectives": ["lad", "lad:js"]}, LadkitError, "name lad:js twice"),
         ({"eta": 0.0}, LadkitError, "eta must be > 0"),
         ({"eta": None, "inv_eta": -1.0}, LadkitError, "inv_eta"),
         ({"num_arms": 1}, LadkitError, "num_arms"),
