@@ -1,0 +1,161 @@
+"""Config plumbing shared by every command: dataclass defaults <- preset/YAML <- `--set a.b=c` <- flags.
+
+`build(cls, data)` turns a nested dict into the nested dataclass `cls`, checking every key and type:
+an unknown key or a wrong type is a one-line `LadkitError` naming the dotted key and what is allowed.
+Dataclasses validate their own values in `__post_init__`. `to_dict` is the inverse, written into the run
+folder as config.yaml, so `build(cls, to_dict(c)) == c` (a test checks the round trip).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+from ladkit.errors import LadkitError
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def build(cls: type, data: dict[str, Any] | None, prefix: str = "") -> Any:
+    """Instantiate dataclass `cls` from `data`, recursing into nested dataclass fields."""
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise LadkitError(
+            f"config section {prefix.rstrip('.') or '<root>'} must be a mapping, got {type(data).__name__}"
+        )
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        where = f" in {prefix.rstrip('.')}" if prefix else ""
+        raise LadkitError(f"unknown config key {prefix}{unknown[0]}{where}; valid keys: {', '.join(fields)}")
+    values = {name: _coerce(hints[name], data[name], prefix + name) for name in fields if name in data}
+    try:
+        return cls(**values)
+    except LadkitError as err:
+        raise LadkitError(f"{prefix.rstrip('.') + ': ' if prefix else ''}{err}") from None
+
+
+def _coerce(hint: Any, value: Any, key: str) -> Any:
+    """Check `value` against the type hint (int/float/str/bool/list/Optional/nested dataclass/Literal)."""
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return build(hint, value, key + ".")
+    if origin in (Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in (o for o in options if o is not type(None)):
+            try:
+                return _coerce(option, value, key)
+            except LadkitError as err:
+                errors.append(str(err))
+        raise LadkitError(errors[0] if len(errors) == 1 else f"{key} = {value!r} has the wrong type; expected {hint}")
+    if origin is typing.Literal:
+        if value not in typing.get_args(hint):
+            allowed = ", ".join(map(str, typing.get_args(hint)))
+            raise LadkitError(f"{key} = {value!r} is not allowed; choose one of: {allowed}")
+        return value
+    if origin in (list, tuple):
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise LadkitError(f"{key} must be a list, got {value!r}")
+        (item,) = typing.get_args(hint)[:1] or (Any,)
+        return [_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
+    return _scalar(hint, value, key)
+
+
+def _scalar(hint: Any, value: Any, key: str) -> Any:
+    if hint is Any:
+        return value
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise LadkitError(f"{key} must be true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise LadkitError(f"{key} must be an integer, got {value!r}")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str) and _is_float(value):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            return float(value)
+        raise LadkitError(f"{key} must be a number, got {value!r}")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise LadkitError(f"{key} must be a string, got {value!r}")
+    return value
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return text.strip().lower() not in ("nan", "inf", "-inf", "+inf", "infinity", "-infinity")
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML mapping from a file (safe_load: nothing in it can execute)."""
+    path = Path(path)
+    if not path.is_file():
+        raise LadkitError(f"config file {path} does not exist; give a path to a YAML file or a preset name")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise LadkitError(f"config file {path} is not valid YAML{where}; fix its syntax") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise LadkitError(f"config file {path} must hold a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `a.b=c` overrides (c parsed as YAML: 3 -> int, 1e-4 -> float, [a, b] -> list, null -> None)."""
+    data = _deep_copy(data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise LadkitError(f"--set {item!r} is not key=value; write e.g. --set lad.inv_eta=4")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise LadkitError(f"--set {key}: {part} is a value, not a section")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge: `top` wins."""
+    out = _deep_copy(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _deep_copy(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in data.items()}

@@ -1,0 +1,335 @@
+"""Maths data sets as tasks: Hugging Face hub ids or local JSONL / JSON / parquet / CSV files.
+
+Owns reading rows, mapping fields to examples (dotted paths such as `reward_model.ground_truth`), the named
+presets, and the train / eval split. Rewards default to math-verify (`mathverify.py`).
+
+- A field absent from the data is a one-line LadkitError listing the fields there are. Rows whose prompt or
+  answer is missing or empty are skipped and counted (`task.stats`, `task.skipped_rows`); repeated prompts are
+  kept once, and no training prompt is also an eval prompt.
+- A prompt that is a list of chat messages is kept as messages. A plain-text prompt is, in the `chat` style,
+  one user message with an instruction to answer in \\boxed{}; in the `compact` style it is the raw text.
+- Gold answers holding "#### x" (GSM8K) or \\boxed{x} are reduced to x.
+- Eval split: a split name (loaded like the training split), a local file, a fraction in (0, 1) held out
+  with the seed, or by default the preset's split (hub only) or `eval_size` held-out rows (at most a tenth
+  of the data). The eval-only presets (math500, aime) put every row in the eval split.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ladkit.errors import LadkitError
+from ladkit.tasks.base import Example, Message, RewardResult
+from ladkit.tasks.mathverify import MathVerifyScorer, extract_answer
+
+BOXED_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+LOCAL_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Where a known data set lives and what its fields are called."""
+
+    dataset: str
+    config: str | None
+    split: str
+    prompt_field: str
+    answer_field: str
+    eval_split: str | None = None  # None: hold out rows of the training split
+    eval_only: bool = False  # every row is an eval row (benchmarks too small or too precious to train on)
+
+
+PRESETS = {
+    "gsm8k": Preset("openai/gsm8k", "main", "train", "question", "answer", eval_split="test"),
+    "math500": Preset("HuggingFaceH4/MATH-500", None, "test", "problem", "answer", eval_only=True),
+    "dapo_math": Preset("BytedTsinghua-SIA/DAPO-Math-17k", None, "train", "prompt", "reward_model.ground_truth"),
+    "aime": Preset("HuggingFaceH4/aime_2024", None, "train", "problem", "answer", eval_only=True),
+}
+
+
+# ------------------------------------------------------------------------------------------------ reading
+
+
+def _read_json(path: Path) -> list[dict]:
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return _read_jsonl(path)  # HF's ".json" files are often JSON lines
+    if isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), list):
+        data = next(iter(data.values()))  # {"data": [...]}
+    if not isinstance(data, list):
+        raise LadkitError(f"{path}: expected a JSON list of records or JSON lines")
+    return data
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as error:
+                    raise LadkitError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+    return rows
+
+
+def _read_local(path: Path) -> list[dict]:
+    """Rows of a local file, read directly (no `datasets` cache is written for a local file)."""
+    if path.suffix == ".jsonl":
+        return _read_jsonl(path)
+    if path.suffix == ".json":
+        return _read_json(path)
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pylist()
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _read_hub(source: str, config: str | None, split: str, fields: Sequence[str]) -> list[dict]:
+    """Rows of a hub data set (or a local data-set folder), only the top-level columns `fields` need."""
+    import datasets
+
+    try:
+        data = datasets.load_dataset(source, config, split=split)
+    except Exception as error:  # not found, no network, unknown config or split: one line for the user
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        where = f"{source!r} (config {config!r}, split {split!r})"
+        raise LadkitError(f"could not load data set {where}: {detail}") from None
+    columns = list(data.column_names)
+    wanted = [c for c in dict.fromkeys(f.split(".")[0] for f in fields) if c in columns]
+    if len(wanted) < len({f.split(".")[0] for f in fields}):
+        return [dict.fromkeys(columns)]  # one schema-only row: the field check below names the columns
+    # One Arrow conversion of the needed columns: ~20x faster than iterating rows (DAPO-Math-17k: 1.8M rows).
+    return data.select_columns(wanted).to_list()
+
+
+def read_rows(source: str, config: str | None, split: str, fields: Sequence[str]) -> list[dict]:
+    """Rows from a local file (split ignored: a file is one split) or `datasets.load_dataset`."""
+    path = Path(source).expanduser()
+    if path.is_file():
+        if path.suffix not in LOCAL_SUFFIXES:
+            raise LadkitError(f"{path}: unsupported file type; use one of {', '.join(LOCAL_SUFFIXES)}")
+        return _read_local(path)
+    return _read_hub(source, config, split, fields)
+
+
+# -------------------------------------------------------------------------------------------- field mapping
+
+
+def resolve(row: Any, path: str) -> Any:
+    """`row["a"]["b"]` for path "a.b"; `_MISSING` when a key is absent (None when a value is null)."""
+    value = row
+    for key in path.split("."):
+        if not isinstance(value, dict) or key not in value:
+            return _MISSING
+        value = value[key]
+    return value
+
+
+def _fields_at(rows: list[dict], path: str) -> tuple[str, list[str]]:
+    """Where `path` stops resolving (the deepest record on it) and the keys that record has."""
+    parts = path.split(".")
+    for depth in range(len(parts) - 1, 0, -1):
+        parent = ".".join(parts[:depth])
+        for row in rows:
+            node = resolve(row, parent)
+            if isinstance(node, dict):
+                return parent, sorted(node)
+    return "", sorted({key for row in rows for key in row})
+
+
+def check_field(rows: list[dict], path: str, role: str, source: str) -> None:
+    """LadkitError naming the available fields when no row has `path` (a typo, not a gap in the data)."""
+    if rows and all(resolve(row, path) is _MISSING for row in rows):
+        parent, keys = _fields_at(rows, path)
+        where = f"in {parent!r} " if parent else ""
+        raise LadkitError(f"{role} {path!r} not found {where}in {source}; fields there: {', '.join(keys) or 'none'}")
+
+
+def as_prompt(value: Any) -> str | list[Message] | None:
+    """A usable prompt (text, or chat messages kept as they are), or None."""
+    if isinstance(value, list):
+        ok = value and all(isinstance(m, dict) and "role" in m and "content" in m for m in value)
+        return [{"role": str(m["role"]), "content": str(m["content"])} for m in value] if ok else None
+    if value is _MISSING or value is None or isinstance(value, dict):
+        return None
+    return str(value).strip() or None
+
+
+def as_answer(value: Any) -> str | None:
+    """A usable gold answer as text; "#### 72" and \\boxed{72} become "72"."""
+    if value is _MISSING or value is None or isinstance(value, (dict, list)):
+        return None
+    text = str(value).strip()
+    if "####" in text or "\\boxed" in text or "\\fbox" in text:
+        text = extract_answer(text) or ""
+    return text.replace(",", "") if text.replace(",", "").lstrip("-").isdigit() else text or None
+
+
+# ------------------------------------------------------------------------------------------------- the task
+
+
+@dataclass
+class _Split:
+    examples: list[Example]
+    stats: dict[str, int]
+
+
+def _prompt_key(prompt: str | list[Message]) -> str:
+    return prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True)
+
+
+class DatasetTask:
+    """Prompts and gold answers from a data set, scored by math-verify (or a custom reward via make_task)."""
+
+    def __init__(
+        self,
+        dataset: str | None = None,
+        preset: str | None = None,
+        dataset_config: str | None = None,
+        split: str | None = None,
+        eval_split: str | float | None = None,
+        prompt_field: str | None = None,
+        answer_field: str | None = None,
+        prompt_style: str = "chat",
+        seed: int = 0,
+        train_size: int | None = None,
+        eval_size: int | None = 200,
+        scorer: MathVerifyScorer | None = None,
+    ):
+        if preset is not None and preset not in PRESETS:
+            raise LadkitError(f"unknown data set preset {preset!r}; valid presets: {', '.join(PRESETS)}")
+        base = PRESETS[preset] if preset else None
+        if dataset is None and base is None:
+            raise LadkitError("task.dataset is required (a hub id or a local file) unless task.preset is set")
+        if prompt_style not in ("compact", "chat"):
+            raise LadkitError(f"dataset: prompt_style must be 'compact' or 'chat', got {prompt_style!r}")
+        self.source = dataset or base.dataset
+        self.config = dataset_config if dataset_config is not None else (base.config if base else None)
+        self.split = split or (base.split if base else "train")
+        self.prompt_field = prompt_field or (base.prompt_field if base else "prompt")
+        self.answer_field = answer_field or (base.answer_field if base else "answer")
+        self.eval_only = base.eval_only if base and eval_split is None else False
+        # A preset's eval split names a hub split; a local stand-in file has only one, so rows are held out.
+        local = Path(self.source).expanduser().is_file()
+        self.eval_split = eval_split if eval_split is not None or local or not base else base.eval_split
+        self.name = preset or Path(self.source).stem.replace("-", "_").lower()
+        self.prompt_style, self.seed = prompt_style, seed
+        self.train_size, self.eval_size = train_size, eval_size
+        self.scorer = scorer or MathVerifyScorer()
+        self.stats: dict[str, dict[str, int]] = {}
+        self._splits: tuple[list[Example], list[Example]] | None = None
+
+    # -- loading
+
+    def _examples(self, source: str, split: str, rows: list[dict]) -> _Split:
+        check_field(rows, self.prompt_field, "prompt_field", source)
+        check_field(rows, self.answer_field, "answer_field", source)
+        examples, seen = [], set()
+        stats = {"rows": len(rows), "skipped": 0, "duplicates": 0}
+        for index, row in enumerate(rows):
+            prompt = as_prompt(resolve(row, self.prompt_field))
+            answer = as_answer(resolve(row, self.answer_field))
+            if prompt is None or answer is None:
+                stats["skipped"] += 1
+                continue
+            key = _prompt_key(prompt)
+            if key in seen:
+                stats["duplicates"] += 1
+                continue
+            seen.add(key)
+            example_id = f"{self.name}-{split}-{index}"
+            examples.append(Example(example_id, self._styled(prompt), answer, {"split": split, "row": index}))
+        return _Split(examples, stats)
+
+    def _styled(self, prompt: str | list[Message]) -> str | list[Message]:
+        if isinstance(prompt, list) or self.prompt_style == "compact":
+            return prompt
+        return [{"role": "user", "content": f"{prompt}\n\n{BOXED_INSTRUCTION}"}]
+
+    def _load(self, source: str, split: str) -> _Split:
+        rows = read_rows(source, self.config, split, [self.prompt_field, self.answer_field])
+        return self._examples(source, split, rows)
+
+    def _held_out_fraction(self) -> float | None:
+        """eval_split as a fraction in (0, 1), if it is one (YAML gives floats; `--set` may give text)."""
+        try:
+            fraction = float(self.eval_split)
+        except (TypeError, ValueError):
+            return None
+        if not 0 < fraction < 1:
+            raise LadkitError(f"task.eval_split as a fraction must be in (0, 1), got {self.eval_split}")
+        return fraction
+
+    def _split_examples(self) -> tuple[list[Example], list[Example]]:
+        train = self._load(self.source, self.split)
+        if self.eval_only:
+            self.stats["eval"] = train.stats
+            return [], train.examples
+        self.stats["train"] = train.stats
+        fraction = self._held_out_fraction()
+        if self.eval_split is not None and fraction is None:
+            return self._separate_eval(train)
+        shuffled = list(train.examples)
+        random.Random(self.seed).shuffle(shuffled)
+        default = len(shuffled) // 10  # never hold out more than a tenth by default
+        wanted = default if self.eval_size is None else min(self.eval_size, default)
+        count = math.ceil(fraction * len(shuffled)) if fraction else wanted
+        self.stats["eval"] = {"held_out": count}
+        held_out = {e.id for e in shuffled[:count]}
+        return [e for e in train.examples if e.id not in held_out], shuffled[:count]
+
+    def _separate_eval(self, train: _Split) -> tuple[list[Example], list[Example]]:
+        """Eval rows from another split (or file); any training prompt that is also an eval prompt goes."""
+        split = str(self.eval_split)
+        is_file = Path(split).expanduser().is_file()
+        if Path(self.source).expanduser().is_file() and not is_file:
+            raise LadkitError(
+                f"task.eval_split {split!r}: a local file has one split; give a fraction in (0, 1) or another file"
+            )
+        evaluation = self._load(split if is_file else self.source, "eval" if is_file else split)
+        eval_keys = {_prompt_key(e.prompt) for e in evaluation.examples}
+        kept = [e for e in train.examples if _prompt_key(e.prompt) not in eval_keys]
+        self.stats["eval"] = evaluation.stats
+        self.stats["train"]["overlap_removed"] = len(train.examples) - len(kept)
+        return kept, evaluation.examples
+
+    def _ensure(self) -> tuple[list[Example], list[Example]]:
+        if self._splits is None:
+            train, evaluation = self._split_examples()
+            train = train[: self.train_size] if self.train_size is not None else train
+            evaluation = evaluation[: self.eval_size] if self.eval_size is not None else evaluation
+            self._splits = (train, evaluation)
+        return self._splits
+
+    @property
+    def skipped_rows(self) -> int:
+        """Rows dropped for a missing or empty prompt or answer, over both splits (loads the data)."""
+        self._ensure()
+        return sum(part.get("skipped", 0) for part in self.stats.values())
+
+    # -- the Task protocol
+
+    def train_examples(self) -> list[Example]:
+        return self._ensure()[0]
+
+    def eval_examples(self) -> list[Example]:
+        return self._ensure()[1]
+
+    def score(self, completions: Sequence[str], examples: Sequence[Example]) -> list[RewardResult]:
+        return self.scorer.score([extract_answer(text) for text in completions], [ex.answer for ex in examples])
+
+    def close(self) -> None:
+        self.scorer.close()

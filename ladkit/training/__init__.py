@@ -1,0 +1,1 @@
+"""Training: the RL loop over rollouts, rewards, advantages and objectives, with checkpoints and resume."""

@@ -1,0 +1,90 @@
+"""Config plumbing: nested build with key/type checks, --set overrides, YAML loading, round trips."""
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from ladkit.config import apply_overrides, build, load_yaml, merge, to_dict
+from ladkit.errors import LadkitError
+from ladkit.objectives import LADConfig
+
+
+@dataclass
+class Inner:
+    rate: float = 0.1
+    name: str = "a"
+
+
+@dataclass
+class Outer:
+    count: int = 1
+    flag: bool = False
+    inner: Inner = field(default_factory=Inner)
+    lad: LADConfig = field(default_factory=LADConfig)
+    tags: list[str] = field(default_factory=list)
+    maybe: float | None = None
+
+
+def test_build_nested_and_round_trip():
+    config = build(Outer, {"count": 3, "inner": {"rate": 2}, "lad": {"divergence": "kl"}, "tags": ["x"]})
+    assert config.count == 3 and config.inner.rate == 2.0 and isinstance(config.inner.rate, float)
+    assert config.lad.divergence == "kl" and config.tags == ["x"]
+    assert build(Outer, to_dict(config)) == config
+
+
+def test_overrides_parse_yaml_values():
+    data = apply_overrides(
+        {"inner": {"name": "b"}}, ["count=4", "inner.rate=1e-3", "tags=[p, q]", "maybe=null", "flag=true"]
+    )
+    config = build(Outer, data)
+    assert (config.count, config.inner.rate, config.inner.name, config.tags) == (4, 0.001, "b", ["p", "q"])
+    assert config.maybe is None and config.flag is True
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"cuont": 1}, "unknown config key cuont; valid keys: count, flag, inner, lad, tags, maybe"),
+        ({"inner": {"rat": 1}}, "unknown config key inner.rat in inner; valid keys: rate, name"),
+        ({"count": 1.5}, "count must be an integer, got 1.5"),
+        ({"count": True}, "count must be an integer, got True"),
+        ({"flag": "yes"}, "flag must be true or false, got 'yes'"),
+        ({"inner": {"rate": "fast"}}, "inner.rate must be a number, got 'fast'"),
+        ({"inner": 3}, "config section inner must be a mapping, got int"),
+        ({"lad": {"divergence": "zz"}}, "lad: unknown divergence 'zz'; valid divergences"),
+        ({"lad": {"eta": -1.0}}, "lad: eta must be > 0"),
+        ({"tags": 3}, "tags must be a list, got 3"),
+    ],
+)
+def test_bad_config_names_the_key(data, message):
+    with pytest.raises(LadkitError) as err:
+        build(Outer, data)
+    assert str(err.value).startswith(message)
+    assert "\n" not in str(err.value)
+
+
+def test_bad_override_syntax():
+    with pytest.raises(LadkitError, match="not key=value"):
+        apply_overrides({}, ["count"])
+    with pytest.raises(LadkitError, match="inner is a value, not a section"):
+        apply_overrides({"inner": 1}, ["inner.rate=2"])
+
+
+def test_merge_is_recursive_and_does_not_mutate():
+    base = {"a": {"b": 1, "c": 2}, "d": 3}
+    merged = merge(base, {"a": {"b": 5}})
+    assert merged == {"a": {"b": 5, "c": 2}, "d": 3} and base["a"]["b"] == 1
+
+
+def test_load_yaml_errors(tmp_path):
+    with pytest.raises(LadkitError, match="does not exist"):
+        load_yaml(tmp_path / "none.yaml")
+    (tmp_path / "bad.yaml").write_text("a: [1, 2\n")
+    with pytest.raises(LadkitError, match="not valid YAML at line"):
+        load_yaml(tmp_path / "bad.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(LadkitError, match="must hold a mapping"):
+        load_yaml(tmp_path / "list.yaml")
+    (tmp_path / "exec.yaml").write_text("a: !!python/object/apply:os.system ['echo hi']\n")
+    with pytest.raises(LadkitError, match="not valid YAML"):  # safe_load refuses to construct objects
+        load_yaml(tmp_path / "exec.yaml")
