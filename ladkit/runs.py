@@ -19,6 +19,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,23 @@ class RunWriter:
         self._write_meta()
         self._metrics = open(self.path / "metrics.jsonl", "a", encoding="utf-8")
 
+    @classmethod
+    def reopen(cls, path: str | Path, keep: Callable[[dict], bool]) -> RunWriter:
+        """Continue an existing run: keep the metric rows `keep` accepts (a torn last line is dropped),
+        rewrite metrics.jsonl atomically and append from there."""
+        self = cls.__new__(cls)
+        self.path = Path(path)
+        meta_path = self.path / "meta.json"
+        if not meta_path.is_file():
+            raise LadkitError(f"{self.path} is not a ladkit run (no meta.json); give a run folder")
+        self.meta = json.loads(meta_path.read_text())
+        rows = [row for row in read_rows(self.path / "metrics.jsonl") if keep(row)]
+        write_atomic(self.path / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
+        self.meta.update(status="running", resumed=self.meta.get("resumed", 0) + 1, argv=sys.argv)
+        self._write_meta()
+        self._metrics = open(self.path / "metrics.jsonl", "a", encoding="utf-8")
+        return self
+
     def _write_meta(self) -> None:
         write_atomic(self.path / "meta.json", json.dumps(self.meta, indent=2))
 
@@ -122,6 +140,22 @@ class RunWriter:
         self._metrics.close()
         self.meta.update(status=status, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra)
         self._write_meta()
+
+
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a metrics.jsonl; a line that is not a complete JSON object (a torn write) is skipped."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
 
 
 def _library_versions() -> dict[str, str]:

@@ -6,6 +6,9 @@ Shapes are written once here and used in trailing comments (`# [N, T]`) everywhe
     G  samples (responses) per prompt; a "group"
     N  sequences in a batch, N = B * G (grouped contiguously: prompt b owns rows b*G .. b*G+G-1)
     T  response tokens (padded; `mask` marks the real ones)
+    P  prompt tokens (left-padded)
+    L  full sequence length, L = P + T
+    H  hidden size of the model
     V  vocabulary size
     K  bandit arms
 

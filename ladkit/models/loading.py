@@ -1,0 +1,285 @@
+"""Loading the policy: a Hugging Face causal LM and its tokenizer, with a LoRA adapter or full fine-tuning.
+
+Owns `ModelConfig` (the `model.*` config section), `load_policy` (hub id, local folder, or "builtin"), the
+reference policy for KL (`reference_policy`: the base model under a disabled adapter, so no second copy),
+and `render_prompt` (plain text or chat messages -> prompt token ids). Log-probs of responses under the
+policy live in `ladkit.models.logprobs`. transformers and peft are imported inside functions so that
+importing ladkit (and `ladkit --help`) stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from ladkit.errors import LadkitError
+
+DTYPES = ("float32", "bfloat16", "float16", "auto")
+# owner/name (or a bare name) made of the characters the hub allows; anything else can only be a path.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+@dataclass
+class ModelConfig:
+    """The `model` section of a run config."""
+
+    name_or_path: str = "builtin"
+    """A Hugging Face hub id (`Qwen/Qwen2.5-0.5B-Instruct`), a local HF folder, or "builtin" (the shipped tiny
+    countdown policy, ladkit.models.builtin)."""
+    lora: bool = True
+    """Train a LoRA adapter (the base weights stay frozen and double as the KL reference); False = full
+    fine-tuning of every weight."""
+    lora_rank: int = 16
+    """LoRA rank r."""
+    lora_alpha: float = 32.0
+    """LoRA scaling numerator: the update is (alpha / r) * B @ A."""
+    lora_dropout: float = 0.0
+    """Dropout on the LoRA input. 0 by default: in RL dropout makes the trained policy's log-probs differ from
+    the rollout policy's, which biases the importance ratio."""
+    target_modules: str | list[str] = "all-linear"
+    """Modules that get an adapter: "all-linear" (every linear layer except the output head) or a list of
+    module names such as ["q_proj", "v_proj"]."""
+    dtype: str = "auto"
+    """Weight dtype: "auto" (the checkpoint's own), "float32", "bfloat16" or "float16". LoRA weights stay in
+    float32 whatever the base dtype (peft's default), and log-probs are always computed in float32."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: less memory, ~30% more compute."""
+    trust_remote_code: bool = False
+    """Allow model code shipped in the hub repository to run (needed by some architectures; off for safety)."""
+
+    def __post_init__(self):
+        for spec in fields(self):
+            _check_field(spec.name, getattr(self, spec.name))
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)  # True is an int to Python
+
+
+def _valid_targets(value) -> bool:
+    if isinstance(value, str):
+        return value == "all-linear"
+    return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(v, str) and v for v in value)
+
+
+# field -> (accepts the value?, what it must be): the error is "model.<field> must be <what>, got <value>".
+_RULES = {
+    "name_or_path": (lambda v: isinstance(v, str) and bool(v.strip()), "a hub id, a local folder or 'builtin'"),
+    "lora": (lambda v: isinstance(v, bool), "true or false"),
+    "lora_rank": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a positive integer"),
+    "lora_alpha": (lambda v: _is_number(v) and v > 0, "a positive number"),
+    "lora_dropout": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "target_modules": (_valid_targets, "'all-linear' or a non-empty list of module names"),
+    "dtype": (lambda v: v in DTYPES, f"one of {', '.join(DTYPES)}"),
+    "gradient_checkpointing": (lambda v: isinstance(v, bool), "true or false"),
+    "trust_remote_code": (lambda v: isinstance(v, bool), "true or false"),
+}
+
+
+def _check_field(name: str, value) -> None:
+    """A one-line error naming the key when `value` does not fit the field."""
+    accepts, what = _RULES[name]
+    if not accepts(value):
+        raise LadkitError(f"model.{name} must be {what}, got {value!r}")
+
+
+def load_policy(config: ModelConfig):
+    """(model, tokenizer) ready for RL: pad token set, left padding, LoRA attached when `config.lora`.
+
+    The model comes back in eval mode (no dropout in rollouts); the trainer switches modes itself.
+    """
+    path = resolve_model_path(config.name_or_path)
+    tokenizer = _load_tokenizer(path, config)
+    model = _load_model(path, config)
+    _align_pad_token(model, tokenizer)
+    if config.gradient_checkpointing:
+        # Non-reentrant checkpointing works with frozen inputs; enable_input_require_grads is the belt and
+        # braces peft documents for the reentrant variant some models force.
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if config.lora:
+            model.enable_input_require_grads()
+    model = attach_lora(model, config) if config.lora else model.requires_grad_(True)
+    return model, tokenizer
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """The builtin folder, an existing local folder, or a plausible hub id; else a one-line error."""
+    if name_or_path == "builtin":
+        from ladkit.models.builtin import builtin_model_path
+
+        return str(builtin_model_path())
+    local = Path(name_or_path).expanduser()
+    if local.is_dir():
+        return str(local)
+    if local.exists() or not _looks_like_hub_id(name_or_path):
+        raise _not_found(name_or_path)
+    return name_or_path
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    """True for `owner/name` or `name` in hub characters; "./x", "/x", "~/x" and "a/b/c" can only be paths."""
+    return bool(_HUB_ID.match(name)) and ".." not in name
+
+
+def _not_found(name: str) -> LadkitError:
+    return LadkitError(
+        f"model {name!r} not found: not a local folder and not reachable on the Hugging Face hub; give a path or an id"
+    )
+
+
+def _load_errors() -> tuple[type[BaseException], ...]:
+    """What from_pretrained raises for a missing, unreachable or unreadable model (OSError covers the hub's)."""
+    errors: list[type[BaseException]] = [OSError, ValueError]  # ValueError: e.g. an unrecognised model type
+    with contextlib.suppress(ImportError):
+        from huggingface_hub.errors import HFValidationError
+
+        errors.append(HFValidationError)
+    return tuple(errors)
+
+
+def _load_failed(path: str, error: BaseException) -> LadkitError:
+    """A local folder that exists but does not load says why; anything else was not found."""
+    if not Path(path).is_dir():
+        return _not_found(path)
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return LadkitError(f"model folder {path!r} could not be loaded as a Hugging Face causal LM: {reason}")
+
+
+def _load_tokenizer(path: str, config: ModelConfig):
+    """AutoTokenizer with a pad token and left padding (see `_ensure_pad_token`)."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=config.trust_remote_code)
+    except _load_errors() as error:
+        raise _load_failed(path, error) from error
+    _ensure_pad_token(tokenizer)
+    # Batched generation appends at the right edge, so prompts are padded on the left: every prompt then ends
+    # in the same column. Rollout backends rely on this; log-prob computation takes any padding (it uses masks).
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def _ensure_pad_token(tokenizer) -> None:
+    """Give the tokenizer a pad token: EOS when it has one (the usual choice for base LMs), else a new "<pad>".
+
+    Reusing EOS as pad is safe here because ladkit never infers response lengths from pad ids: the rollout
+    records each response's length and the loss uses that mask, so a real final EOS is still trained on.
+    """
+    if tokenizer.pad_token is not None:
+        return
+    if tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    else:
+        tokenizer.add_special_tokens({"pad_token": "<pad>"})
+
+
+def _load_model(path: str, config: ModelConfig):
+    """AutoModelForCausalLM in the configured dtype; a one-line error when it cannot be found."""
+    from transformers import AutoModelForCausalLM
+
+    try:
+        return AutoModelForCausalLM.from_pretrained(
+            path, dtype=config.dtype, trust_remote_code=config.trust_remote_code
+        )
+    except _load_errors() as error:
+        raise _load_failed(path, error) from error
+
+
+def _align_pad_token(model, tokenizer) -> None:
+    """Grow the embeddings if the tokenizer gained a token, and tell the model and generate() the pad id."""
+    if len(tokenizer) > model.get_input_embeddings().num_embeddings:
+        model.resize_token_embeddings(len(tokenizer))
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if getattr(model, "generation_config", None) is not None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+
+
+def linear_module_names(model) -> list[str]:
+    """Distinct leaf names of the model's linear layers (what LoRA can target), e.g. q_proj, up_proj, lm_head."""
+    import torch
+
+    def is_linear(module) -> bool:  # GPT-2 style models use transformers' Conv1D, which peft also adapts
+        return isinstance(module, torch.nn.Linear) or type(module).__name__ == "Conv1D"
+
+    return sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules() if is_linear(module)})
+
+
+def attach_lora(model, config: ModelConfig):
+    """Wrap `model` in a peft LoRA adapter; a target that does not fit gives one line listing what does."""
+    from peft import LoraConfig, get_peft_model
+
+    targets = config.target_modules if isinstance(config.target_modules, str) else list(config.target_modules)
+    lora = LoraConfig(
+        r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+        target_modules=targets, task_type="CAUSAL_LM", bias="none",
+    )  # fmt: skip
+    try:
+        return get_peft_model(model, lora)
+    except ValueError as error:
+        linears = ", ".join(linear_module_names(model))
+        raise LadkitError(
+            f"model.target_modules {targets!r} does not fit this model ({error}); its linear modules are: {linears}"
+        ) from error
+
+
+def is_lora(model) -> bool:
+    """True for a peft model (a frozen base plus adapters)."""
+    from peft import PeftModel
+
+    return isinstance(model, PeftModel)
+
+
+def require_reference(config: ModelConfig, why: str = "a KL penalty to the reference policy") -> None:
+    """Fail before training when a reference policy is needed but full fine-tuning leaves none without a copy."""
+    if not config.lora:
+        raise LadkitError(
+            f"{why} needs a reference model, which only LoRA provides for free (the frozen base); "
+            "use --lora (model.lora=true) or drop the KL term (e.g. --divergence none)"
+        )
+
+
+@contextlib.contextmanager
+def reference_policy(model) -> Iterator:
+    """The reference policy for KL: inside this block the LoRA adapter is off, so `model` *is* the base model.
+
+    Gradients are off too (reference log-probs are constants). One copy of the weights serves both policies.
+    Full fine-tuning has no reference without a second copy: that is a LadkitError (see `require_reference`).
+    """
+    import torch
+
+    if not is_lora(model):
+        raise LadkitError(
+            "a reference policy needs a LoRA adapter (the frozen base is the reference); "
+            "this model is fully fine-tuned: use --lora or drop the KL term"
+        )
+    with model.disable_adapter(), torch.no_grad():
+        yield model
+
+
+def render_prompt(tokenizer, prompt) -> list[int]:
+    """Prompt token ids: plain text as is, chat messages through the tokenizer's chat template.
+
+    - `str`: tokenized with the tokenizer's default special tokens (e.g. Llama's BOS; none for the char
+      tokenizer), exactly what a user of `tokenizer(text)` expects.
+    - list of {"role", "content"}: `apply_chat_template(add_generation_prompt=True)` when the tokenizer has
+      a template (the template writes its own BOS, so no second one is added); without one, a plain
+      "role: content" line per message and a final "assistant:" line that cues the reply, tokenized like text.
+    """
+    if isinstance(prompt, str):
+        return list(tokenizer(prompt)["input_ids"])
+    if not isinstance(prompt, list) or not all(isinstance(m, dict) and {"role", "content"} <= set(m) for m in prompt):
+        raise LadkitError("a prompt must be text or a list of {'role': ..., 'content': ...} messages")
+    if not getattr(tokenizer, "chat_template", None):
+        return render_prompt(tokenizer, "".join(f"{m['role']}: {m['content']}\n" for m in prompt) + "assistant:")
+    text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+__all__ = [
+    "DTYPES", "ModelConfig", "attach_lora", "is_lora", "linear_module_names", "load_policy", "reference_policy",
+    "render_prompt", "require_reference", "resolve_model_path",
+]  # fmt: skip

@@ -1,0 +1,1 @@
+"""Named training presets (YAML), resolved by `ladkit train --config NAME`."""

@@ -1,0 +1,185 @@
+"""`hf` rollout backend: transformers `generate` on the training model itself (no copy, no weight sync).
+
+Every prompt is repeated n times and the batch is left-padded, so prompts of different lengths share one
+`generate` call. The sampling happens in our own logits processors at the end of generate()'s chain:
+1. temperature, top-k, top-p (transformers' own warpers, in vLLM's order);
+2. a recorder keeps log softmax(scores)[chosen token]: the sampler's log-prob with [N, T] memory instead of
+   the [N, T, V] of `output_scores` / `output_logits` (gigabytes for a 150k vocabulary);
+3. a chooser draws each row's token from its own seeded generator (batch-independent samples, see base.py)
+   and returns scores that are -inf except at that token, so generate()'s greedy step just reads it back.
+Generation runs in eval mode (no LoRA or attention dropout) under no_grad, and every module's train/eval
+flag is restored afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import torch
+from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
+from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+from ladkit.errors import LadkitError
+from ladkit.rollout.base import (
+    Completion,
+    RolloutGroup,
+    SamplingConfig,
+    check_request,
+    eos_ids,
+    prompt_seeds,
+    spread_seed,
+    trim_at_eos,
+)
+
+
+class HFBackend:
+    """Samples with `model.generate` (a plain transformers model or a peft model)."""
+
+    name = "hf"
+
+    def __init__(self, model, tokenizer, max_batch_size: int | None = None):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_batch_size = max_batch_size  # rows (prompt x sample) per generate call; None = all at once
+        self.stop_ids = eos_ids(tokenizer, model)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.stop_ids)
+
+    def generate(
+        self, prompt_ids: Sequence[Sequence[int]], n: int, sampling: SamplingConfig, seeds: Sequence[int] | None = None
+    ) -> list[RolloutGroup]:
+        prompts = check_request(prompt_ids, n, sampling)
+        if self.model is None:
+            raise LadkitError("hf backend: generate() after close(); build a new backend")
+        per_prompt = prompt_seeds(len(prompts), sampling, seeds)
+        rows = [p for p in prompts for _ in range(n)]  # prompt-major: row i*n + j is sample j of prompt i
+        row_seeds = None if per_prompt is None else [spread_seed(s) + j for s in per_prompt for j in range(n)]
+        step = self.max_batch_size or len(rows)
+        completions = []
+        with _sampling_mode(self.model):
+            for start in range(0, len(rows), step):
+                chunk_seeds = None if row_seeds is None else row_seeds[start : start + step]
+                completions += self._sample(rows[start : start + step], chunk_seeds, sampling)
+        return [RolloutGroup(prompt_ids=p, completions=completions[i * n : (i + 1) * n]) for i, p in enumerate(prompts)]
+
+    def sync_weights(self, model) -> None:
+        """Nothing to copy: generate() runs the training model, so it always sees the current weights."""
+        self.model = model
+
+    def close(self) -> None:
+        self.model = None  # drop the reference only: the trainer owns the model
+
+    def _device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def _sample(self, rows: list[list[int]], row_seeds: list[int] | None, sampling: SamplingConfig) -> list[Completion]:
+        input_ids, attention_mask = _left_pad(rows, self.pad_id, self._device())  # [R, P] each
+        recorder = _ChosenLogprobs()
+        processors = [*_warpers(sampling), recorder, _ChooseToken(row_seeds, input_ids.device)]
+        sequences = self.model.generate(
+            input_ids=input_ids, attention_mask=attention_mask, generation_config=self._generation_config(sampling),
+            logits_processor=LogitsProcessorList(processors),
+        )  # fmt: skip
+        generated = sequences[:, input_ids.shape[1] :]  # [R, T]
+        logprobs = recorder.result(generated)  # [R, T]
+        return [self._completion(generated[r].tolist(), logprobs[r].tolist()) for r in range(len(rows))]
+
+    def _completion(self, token_ids: list[int], logprobs: list[float]) -> Completion:
+        # generate() keeps a finished row going with pad tokens until the longest row ends: cut after EOS.
+        keep, reason = trim_at_eos(token_ids, self.stop_ids)
+        text = self.tokenizer.decode(token_ids[:keep], skip_special_tokens=True)
+        return Completion(token_ids=token_ids[:keep], text=text, logprobs=logprobs[:keep], finish_reason=reason)
+
+    def _generation_config(self, sampling: SamplingConfig) -> GenerationConfig:
+        # Greedy mode: the token is already chosen by _ChooseToken, and generate() adds no sampling warpers of
+        # its own, so a checkpoint's generation_config.json (an instruct model may ship temperature 0.7 or
+        # top_k=20) cannot change what SamplingConfig says. Penalties act in any mode: switched off explicitly,
+        # since generate() fills unset (None) fields from that file.
+        return GenerationConfig(
+            do_sample=False, num_beams=1, repetition_penalty=1.0, no_repeat_ngram_size=0,
+            max_new_tokens=sampling.max_new_tokens, min_new_tokens=0, eos_token_id=sorted(self.stop_ids),
+            pad_token_id=self.pad_id, use_cache=True,
+        )  # fmt: skip
+
+
+def _warpers(sampling: SamplingConfig) -> list[LogitsProcessor]:
+    """Temperature, then top-k, then top-p: the order generate() itself uses, and vLLM's.
+
+    Passed as custom processors: generate() runs them after its own logits processors (penalties, switched off
+    in _generation_config) and, in greedy mode, adds no warpers after them, so the recorder and the chooser see
+    the final scores.
+    """
+    warpers: list[LogitsProcessor] = []
+    if sampling.temperature != 1.0:
+        warpers.append(TemperatureLogitsWarper(sampling.temperature))
+    if sampling.top_k > 0:
+        warpers.append(TopKLogitsWarper(sampling.top_k))
+    if sampling.top_p < 1.0:
+        warpers.append(TopPLogitsWarper(sampling.top_p))
+    return warpers
+
+
+class _ChosenLogprobs(LogitsProcessor):
+    """Records log softmax(scores)[chosen token] at each step, without changing the scores.
+
+    At step t the processor sees the scores of token t but not yet its choice; the choice arrives as the last
+    column of input_ids at step t + 1 (and for the final token, in the returned sequences).
+    """
+
+    def __init__(self):
+        self.chosen: list[torch.Tensor] = []  # one [R] tensor per generated token
+        self.pending: torch.Tensor | None = None  # [R, V] log-probs of the step whose token is not yet known
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.pending is not None:
+            self.chosen.append(self.pending.gather(-1, input_ids[:, -1:]).squeeze(-1))  # [R]
+        self.pending = torch.log_softmax(scores.float(), dim=-1)  # [R, V]
+        return scores
+
+    def result(self, generated: torch.Tensor) -> torch.Tensor:
+        """[R, T] log-probs of the generated tokens ([R, T]); rows finished early hold junk after EOS."""
+        self.chosen.append(self.pending.gather(-1, generated[:, -1:]).squeeze(-1))
+        return torch.stack(self.chosen, dim=1).cpu()
+
+
+class _ChooseToken(LogitsProcessor):
+    """Draws each row's next token from softmax(scores), row r from its own generator when seeded (the global
+    RNG otherwise), and returns 0 at that token and -inf elsewhere for generate()'s greedy step to pick."""
+
+    def __init__(self, row_seeds: list[int] | None, device: torch.device):
+        self.generators = None
+        if row_seeds is not None:
+            self.generators = [torch.Generator(device=device).manual_seed(seed) for seed in row_seeds]
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        probs = torch.softmax(scores.float(), dim=-1)  # [R, V]
+        if self.generators is None:
+            chosen = torch.multinomial(probs, 1)  # [R, 1]
+        else:
+            draws = [torch.multinomial(probs[r], 1, generator=g) for r, g in enumerate(self.generators)]
+            chosen = torch.stack(draws)  # [R, 1]
+        return torch.full_like(scores, float("-inf")).scatter(-1, chosen, 0.0)  # [R, V]
+
+
+def _left_pad(rows: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad so every row's last prompt token sits in the last column, where generation continues."""
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)  # [R, P]
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)  # [R, P]
+    for i, row in enumerate(rows):
+        input_ids[i, width - len(row) :] = torch.tensor(row)
+        attention_mask[i, width - len(row) :] = 1
+    return input_ids.to(device), attention_mask.to(device)
+
+
+@contextmanager
+def _sampling_mode(model) -> Iterator[None]:
+    """Eval mode and no_grad for the duration, then every module's own train/eval flag back as it was."""
+    flags = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        for module, training in flags:
+            module.training = training

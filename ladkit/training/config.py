@@ -1,0 +1,147 @@
+"""The training config: one nested dataclass, each field documented, validated where it is declared.
+
+Resolution order (STYLE.md): these defaults <- a preset or YAML file (`--config`) <- `--set a.b=c` <- flags.
+`ladkit/presets/*.yaml` hold named presets; the resolved config is written to the run folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ladkit.advantages import ESTIMATORS
+from ladkit.errors import LadkitError
+from ladkit.models.loading import ModelConfig
+from ladkit.objectives import OBJECTIVES, FlowRLConfig, GRPOConfig, LADConfig
+from ladkit.tasks import TaskConfig
+
+
+@dataclass
+class RolloutConfig:
+    """How completions are sampled."""
+
+    backend: str = "hf"
+    """'hf' (transformers generate) or 'vllm'."""
+    max_new_tokens: int = 16
+    """Longest completion in tokens."""
+    temperature: float = 1.0
+    """Sampling temperature; the trainer's log-probs use the same temperature."""
+    top_p: float = 1.0
+    """Nucleus sampling mass (1 = off)."""
+    top_k: int = 0
+    """Top-k sampling (0 = off)."""
+    vllm_gpu_memory_utilization: float = 0.3
+    """Fraction of GPU memory vLLM may take (GPU only)."""
+    vllm_max_model_len: int | None = None
+    """vLLM context length (default: prompt + max_new_tokens budget)."""
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("hf", "vllm"):
+            raise LadkitError(f"rollout.backend must be 'hf' or 'vllm', got {self.backend!r}")
+        if self.max_new_tokens < 1:
+            raise LadkitError(f"rollout.max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if not self.temperature > 0:
+            raise LadkitError(f"rollout.temperature must be > 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise LadkitError(f"rollout.top_p must be in (0, 1], got {self.top_p}")
+
+
+@dataclass
+class OptimConfig:
+    """AdamW and its schedule."""
+
+    lr: float = 5e-4
+    """Peak learning rate (LoRA usually needs ~10x the full-fine-tuning rate)."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
+    """AdamW betas."""
+    max_grad_norm: float | None = 1.0
+    """Clip the global gradient norm to this (None: no clipping; the norm is still logged)."""
+    warmup_steps: int = 0
+    """Linear warm-up, in optimiser steps."""
+    schedule: str = "constant"
+    """After warm-up: constant, linear (to 0) or cosine (to 0)."""
+    grad_accumulation: int = 1
+    """Micro-batches accumulated per mini-batch (memory knob; the result does not depend on it)."""
+
+    def __post_init__(self) -> None:
+        if not self.lr > 0:
+            raise LadkitError(f"optim.lr must be > 0, got {self.lr}")
+        if self.schedule not in ("constant", "linear", "cosine"):
+            raise LadkitError(f"optim.schedule must be constant, linear or cosine, got {self.schedule!r}")
+        if self.grad_accumulation < 1 or self.warmup_steps < 0:
+            raise LadkitError("optim.grad_accumulation must be >= 1 and optim.warmup_steps >= 0")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise LadkitError(f"optim.betas must be two numbers in [0, 1), got {self.betas}")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """The policy: hub id, local path or 'builtin', and its LoRA settings."""
+    task: TaskConfig = field(default_factory=TaskConfig)
+    """Where prompts come from and how completions are scored."""
+    objective: str = "lad"
+    """lad, grpo or flowrl."""
+    lad: LADConfig = field(default_factory=LADConfig)
+    """LAD's settings (divergence, eta or inv_eta, ratio level, clamp)."""
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)
+    """GRPO's settings (clip epsilons, KL beta, loss aggregation)."""
+    flowrl: FlowRLConfig = field(default_factory=FlowRLConfig)
+    """FlowRL's settings (beta, importance clip)."""
+    advantage: str = "grpo"
+    """Advantage estimator: grpo (group z-score), dr_grpo, rloo or none."""
+    advantage_scale: str = "group"
+    """For the grpo estimator: group, batch or none."""
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    steps: int = 100
+    """RL steps (one rollout batch each)."""
+    prompts_per_step: int = 16
+    """B, prompts sampled per step (global, across all processes)."""
+    group_size: int = 8
+    """G, completions per prompt."""
+    mini_batches: int = 2
+    """The rollout batch is optimised in this many mini-batches (one optimiser step each), pi_old fixed."""
+    epochs: int = 1
+    """Passes over the rollout batch (PPO epochs)."""
+    eval_every: int = 50
+    """Evaluate on the held-out split before steps 0, N, 2N, ... (0: never) and always after the last update."""
+    eval_samples: int = 4
+    """Completions per held-out prompt at evaluation."""
+    checkpoint_every: int = 50
+    """Save adapter + trainer state every this many steps (0: only at the end)."""
+    keep_checkpoints: int = 2
+    """How many checkpoints to keep (the newest)."""
+    samples_every: int = 1
+    """Write sampled completions to samples/ every this many steps."""
+    seed: int = 0
+    """Seeds data order, sampling, dropout and initialisation."""
+    tensorboard: bool = False
+    """Also log metrics to TensorBoard (run_dir/tensorboard)."""
+
+    def __post_init__(self) -> None:
+        OBJECTIVES.get(self.objective)
+        ESTIMATORS.get(self.advantage)
+        if self.group_size < 2:
+            raise LadkitError(
+                f"group_size must be >= 2 (advantages compare samples of one prompt), got {self.group_size}"
+            )
+        for name in ("steps", "prompts_per_step", "mini_batches", "epochs", "eval_samples", "keep_checkpoints"):
+            if getattr(self, name) < 1:
+                raise LadkitError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("eval_every", "checkpoint_every", "samples_every"):
+            if getattr(self, name) < 0:
+                raise LadkitError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.prompts_per_step % self.mini_batches:
+            raise LadkitError(
+                f"prompts_per_step ({self.prompts_per_step}) must be divisible by mini_batches ({self.mini_batches})"
+            )
+        if self.advantage_scale not in ("group", "batch", "none"):
+            raise LadkitError(f"advantage_scale must be group, batch or none, got {self.advantage_scale!r}")
+
+    @property
+    def objective_config(self):
+        return getattr(self, self.objective)

@@ -1,0 +1,190 @@
+"""The training loop, written out: sample prompts -> G rollouts each -> rewards -> advantages ->
+PPO-style passes over mini-batches with pi_old fixed -> metrics -> periodic eval -> checkpoint.
+
+Row `step` s of metrics.jsonl describes the rollouts of step s (sampled by the policy after s updates)
+and the update made on them. Works unchanged under torchrun / accelerate launch (see distributed.py).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ladkit.rollout.base import SamplingConfig
+from ladkit.training import checkpoint, collect, distributed
+from ladkit.training.config import TrainConfig
+from ladkit.training.data import sample_seed, shard, step_indices
+from ladkit.training.metrics import pass_at_k, policy_metrics, rollout_metrics
+from ladkit.training.optimise import recompute, update
+from ladkit.training.setup import TrainContext, build
+
+Callback = Callable[[int, dict[str, Any], TrainContext], None]
+
+
+def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, callbacks: list[Callback] = ()) -> dict:
+    """Train; returns the summary written to run_dir/summary.json."""
+    ctx = build(config, Path(run_dir), resume)
+    tensorboard = _tensorboard(ctx) if config.tensorboard and ctx.info.is_main else None
+    try:
+        for step in range(ctx.start_step, config.steps):
+            due = config.eval_every and step % config.eval_every == 0
+            before = evaluate(ctx, step) if due else {}  # the policy that samples this step's rollouts
+            row = {**train_step(ctx, step), **before}
+            if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 or step == config.steps - 1:
+                distributed.barrier(ctx.info)
+                if ctx.info.is_main:
+                    checkpoint.save(ctx.run_dir, step, ctx.model, ctx.optimizer, ctx.scheduler, ctx.extra_modules,
+                                    config.keep_checkpoints)  # fmt: skip
+            _log(ctx, tensorboard, row, callbacks)
+        final = {"step": config.steps, **evaluate(ctx, config.steps)}  # after the last update
+        _log(ctx, tensorboard, final, callbacks)
+    except BaseException:
+        if ctx.info.is_main and ctx.writer is not None:
+            ctx.writer.finish(status="failed")
+        _close(ctx, tensorboard)
+        raise
+    summary = _summary(ctx, final)
+    if ctx.info.is_main:
+        ctx.writer.write_json("summary.json", summary)
+        ctx.writer.finish(status="completed")
+    _close(ctx, tensorboard)
+    return summary
+
+
+def _log(ctx: TrainContext, tensorboard, row: dict, callbacks) -> None:
+    if ctx.info.is_main:
+        ctx.writer.log(row)
+        if tensorboard is not None:
+            for key, value in row.items():
+                if isinstance(value, (int, float)) and key != "step":
+                    tensorboard.add_scalar(key, value, row["step"])
+    for callback in callbacks:
+        callback(row["step"], row, ctx)
+
+
+def train_step(ctx: TrainContext, step: int) -> dict[str, Any]:
+    """One RL step; returns its metrics row (averaged over processes)."""
+    config, start = ctx.config, time.perf_counter()
+    torch.manual_seed(sample_seed(config.seed, step, 1_000_000 + ctx.info.rank))  # dropout etc. per step
+    train_set = ctx.task.train_examples()
+    indices = shard(step_indices(len(train_set), config.prompts_per_step, config.seed, step), ctx.info.rank,
+                    ctx.info.world_size)  # fmt: skip
+    examples = [train_set[i] for i in indices]
+    sampling = _sampling(config)
+    groups = collect.generate(ctx.backend, [ctx.prompt_ids(e) for e in examples], config.group_size, sampling,
+                              [sample_seed(config.seed, step, i) for i in indices])  # fmt: skip
+    rollout_s = time.perf_counter() - start
+    results = collect.score(ctx.task, groups, examples)
+    batch = collect.build_batch(groups, results, examples, ctx.tokenizer.pad_token_id, config.advantage,
+                                config.advantage_scale, ctx.tokenizer.decode).to(ctx.device)  # fmt: skip
+    micro = max(1, batch.num_sequences // (config.mini_batches * config.optim.grad_accumulation))
+    reference = _reference(ctx)
+    old_logprobs, entropy, ref_logprobs = recompute(ctx.model, batch, config.rollout.temperature, micro, reference)
+    stats = update(ctx, batch, old_logprobs, ref_logprobs)
+    ctx.backend.sync_weights(ctx.model)
+    elapsed = time.perf_counter() - start
+    tokens = float(batch.attention_mask.sum())
+    row = {
+        **rollout_metrics(batch),
+        **policy_metrics(batch, old_logprobs, entropy),
+        **stats.metrics,
+        "optim/skipped_steps": float(stats.skipped),
+        "perf/step_time_s": elapsed,
+        "perf/rollout_time_s": rollout_s,
+        "perf/tokens_per_s": tokens / elapsed,
+        "perf/peak_memory_mb": _peak_memory_mb(),
+    }
+    row = {"step": step, **distributed.all_mean(row, ctx.info)}
+    if ctx.info.is_main and config.samples_every and step % config.samples_every == 0:
+        _write_samples(ctx.run_dir, step, batch.records)
+    return row
+
+
+@torch.no_grad()
+def evaluate(ctx: TrainContext, step: int) -> dict[str, float]:
+    """Reward and unbiased pass@k on the held-out split (k = 1 and eval_samples)."""
+    config = ctx.config
+    examples = list(ctx.task.eval_examples())
+    examples = shard(
+        examples[: len(examples) - len(examples) % ctx.info.world_size], ctx.info.rank, ctx.info.world_size
+    )
+    if not examples:
+        return {}
+    k = config.eval_samples
+    groups = collect.generate(ctx.backend, [ctx.prompt_ids(e) for e in examples], k, _sampling(config),
+                              [sample_seed(config.seed + 1, step, i) for i in range(len(examples))])  # fmt: skip
+    results = collect.score(ctx.task, groups, examples)
+    rewards = [[float(r.reward) if r.reward == r.reward else 0.0 for r in row] for row in results]
+    correct = [sum(r > 0.5 for r in row) for row in rewards]
+    metrics = {
+        "eval/reward_mean": sum(map(sum, rewards)) / (k * len(rewards)),
+        "eval/pass@1": sum(pass_at_k(k, c, 1) for c in correct) / len(correct),
+        f"eval/pass@{k}": sum(pass_at_k(k, c, k) for c in correct) / len(correct),
+    }
+    return distributed.all_mean(metrics, ctx.info)
+
+
+def _sampling(config: TrainConfig) -> SamplingConfig:
+    r = config.rollout
+    return SamplingConfig(max_new_tokens=r.max_new_tokens, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k)
+
+
+def _reference(ctx: TrainContext):
+    """The context manager giving the reference policy (adapter disabled), when the objective needs one."""
+    if ctx.config.objective == "grpo" and ctx.config.grpo.beta > 0:
+        from ladkit.models.loading import reference_policy
+
+        return reference_policy
+    return None
+
+
+def _write_samples(run_dir: Path, step: int, records: list[dict]) -> None:
+    folder = run_dir / "samples"
+    folder.mkdir(exist_ok=True)
+    with open(folder / f"step_{step:06d}.jsonl", "w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record) + "\n")
+
+
+def _peak_memory_mb() -> float:
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def _summary(ctx: TrainContext, final: dict) -> dict:
+    """First and last rewards (mean of the first/last 10 steps' rollouts) and the evals before and after."""
+    from ladkit.runs import read_rows
+
+    rows = [r for r in read_rows(ctx.run_dir / "metrics.jsonl") if "reward/mean" in r] if ctx.info.is_main else []
+    rewards = [r["reward/mean"] for r in sorted(rows, key=lambda r: r["step"])]
+    first_eval = next((r for r in sorted(rows, key=lambda r: r["step"]) if "eval/pass@1" in r), {})
+    return {
+        "steps": ctx.config.steps,
+        "reward_first": rewards[0] if rewards else None,
+        "reward_first10_mean": sum(rewards[:10]) / len(rewards[:10]) if rewards else None,
+        "reward_last10_mean": sum(rewards[-10:]) / len(rewards[-10:]) if rewards else None,
+        "eval_first": {k: v for k, v in first_eval.items() if k.startswith("eval/")},
+        "eval_final": {k: v for k, v in final.items() if k.startswith("eval/")},
+        "run_dir": str(ctx.run_dir),
+    }
+
+
+def _tensorboard(ctx: TrainContext):
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(log_dir=str(ctx.run_dir / "tensorboard"))
+
+
+def _close(ctx: TrainContext, tensorboard) -> None:
+    if tensorboard is not None:
+        tensorboard.close()
+    ctx.backend.close()
+    distributed.cleanup(ctx.info)

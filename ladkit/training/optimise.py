@@ -1,0 +1,122 @@
+"""The update of one step: recompute pi_old's log-probs, then PPO-style passes over mini-batches.
+
+pi_old is the policy as it sampled this batch, held fixed for every mini-batch and epoch of the step
+(DESIGN.md 1.1). Mini-batch m holds the prompts whose position in this process's shard is m mod M, so
+under DDP the union over ranks of mini-batch m is exactly the single-process mini-batch m, and the run
+does not depend on the number of processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from ladkit.objectives import objective_loss
+from ladkit.training.batch import RolloutBatch
+from ladkit.training.policy import response_logprobs
+
+
+@dataclass
+class StepStats:
+    """What the update reports (averaged over optimiser steps)."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    skipped: int = 0  # optimiser steps skipped for a non-finite loss or gradient
+
+
+@torch.no_grad()
+def recompute(model, batch: RolloutBatch, temperature: float, micro: int, reference=None):
+    """(old_logprobs [N, T], entropy [N, T], ref_logprobs [N, T] or None) in micro-batches of `micro` rows."""
+    was_training = model.training
+    model.eval()  # pi_old is the sampling policy: no dropout
+    old, ent, ref = [], [], []
+    for rows in torch.arange(batch.num_sequences).split(micro):
+        part = batch.rows(rows)
+        logprobs, entropy, _ = response_logprobs(model, part, temperature, want_entropy=True)
+        old.append(logprobs)
+        ent.append(entropy)
+        if reference is not None:
+            with reference(model):
+                ref.append(response_logprobs(model, part, temperature)[0])
+    model.train(was_training)
+    return torch.cat(old), torch.cat(ent), (torch.cat(ref) if reference is not None else None)
+
+
+def mini_batch_rows(batch: RolloutBatch, mini_batches: int) -> list[torch.Tensor]:
+    """Row indices of each mini-batch: prompts whose local position is m mod M (balanced across ranks)."""
+    prompt = batch.group_index  # [N]
+    return [torch.nonzero(prompt % mini_batches == m).flatten() for m in range(mini_batches)]
+
+
+def update(ctx, batch: RolloutBatch, old_logprobs, ref_logprobs) -> StepStats:
+    """Epochs x mini-batches of optimiser steps on `batch` with pi_old fixed."""
+    config, stats, sums = ctx.config, StepStats(), {}
+    steps = 0
+    for _ in range(config.epochs):
+        for rows in mini_batch_rows(batch, config.mini_batches):
+            metrics = mini_batch_step(ctx, batch, rows, old_logprobs, ref_logprobs)
+            if metrics is None:
+                stats.skipped += 1
+                continue
+            steps += 1
+            for key, value in metrics.items():
+                sums[key] = sums.get(key, 0.0) + value
+    stats.metrics = {key: value / max(steps, 1) for key, value in sums.items()}
+    return stats
+
+
+def mini_batch_step(ctx, batch: RolloutBatch, rows: torch.Tensor, old_logprobs, ref_logprobs) -> dict | None:
+    """Accumulate gradients over micro-batches, clip, step. None when the step was skipped (non-finite)."""
+    config = ctx.config
+    micro_rows = rows.split(max(1, math.ceil(len(rows) / config.optim.grad_accumulation)))
+    num_tokens = float(batch.response_mask[rows].sum())  # dapo's normaliser: tokens in the mini-batch
+    sums: dict[str, float] = {}
+    for i, micro in enumerate(micro_rows):
+        last = i == len(micro_rows) - 1
+        sync = (
+            contextlib.nullcontext() if last or not hasattr(ctx.train_model, "no_sync") else ctx.train_model.no_sync()
+        )
+        with sync:
+            loss, metrics = micro_loss(ctx, batch, micro, old_logprobs, ref_logprobs, num_tokens)
+            (loss * micro_share(config, len(micro), len(rows))).backward()
+        for key, value in metrics.items():
+            sums[key] = sums.get(key, 0.0) + float(value) * len(micro) / len(rows)
+    grad_norm = torch.nn.utils.clip_grad_norm_(ctx.parameters, config.optim.max_grad_norm or float("inf"))
+    if not torch.isfinite(grad_norm) or not all(math.isfinite(v) for v in sums.values()):
+        ctx.optimizer.zero_grad(set_to_none=True)  # weights and optimiser state stay as they were
+        return None
+    ctx.optimizer.step()
+    ctx.scheduler.step()
+    ctx.optimizer.zero_grad(set_to_none=True)
+    return {**sums, "optim/grad_norm": float(grad_norm), "optim/lr": ctx.scheduler.get_last_lr()[0]}
+
+
+def micro_share(config, micro_size: int, rows: int) -> float:
+    """Weight of a micro-batch's loss in its mini-batch: its share of rows, except for dapo, whose loss is
+    already normalised by the mini-batch's token count (so the micro losses simply add up)."""
+    cfg = config.objective_config
+    token_level = config.objective == "grpo" or (config.objective == "lad" and cfg.level == "token")
+    return 1.0 if token_level and getattr(cfg, "aggregation", None) == "dapo" else micro_size / rows
+
+
+def micro_loss(ctx, batch: RolloutBatch, rows: torch.Tensor, old_logprobs, ref_logprobs, num_tokens: float):
+    """The objective on one micro-batch (the model forward runs through the DDP wrapper)."""
+    config = ctx.config
+    part = batch.rows(rows)
+    flowrl = config.objective == "flowrl"
+    logprobs, _, feature = response_logprobs(ctx.train_model, part, config.rollout.temperature, want_hidden=flowrl)
+    return objective_loss(
+        config.objective,
+        config.objective_config,
+        logprobs,  # [n, T]
+        old_logprobs[rows],  # [n, T]
+        part.advantages,  # [n]
+        part.response_mask & part.valid[:, None],  # [n, T]; samples without a reward take no part
+        ref_logprobs=None if ref_logprobs is None else ref_logprobs[rows],
+        log_z=ctx.log_z(feature) if flowrl else None,
+        max_completion_length=config.rollout.max_new_tokens,
+        num_tokens=num_tokens,
+    )

@@ -1,0 +1,147 @@
+"""Everything the loop needs, built once: model, task, rollout backend, optimiser, run folder, resume state."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ladkit.config import to_dict
+from ladkit.errors import LadkitError
+from ladkit.training import checkpoint, distributed
+from ladkit.training.config import TrainConfig
+from ladkit.training.policy import LogZHead
+
+
+@dataclass
+class TrainContext:
+    """The objects one training run works with (passed to each stage of the loop)."""
+
+    config: TrainConfig
+    info: distributed.DistInfo
+    device: torch.device
+    model: Any  # the policy (a peft model with LoRA), used for generation and saving
+    train_model: Any  # the same model, DDP-wrapped when several processes train
+    tokenizer: Any
+    task: Any
+    backend: Any
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    parameters: list[torch.nn.Parameter]
+    extra_modules: dict[str, torch.nn.Module]
+    run_dir: Path
+    writer: Any = None  # RunWriter on the main process
+    start_step: int = 0
+    prompt_cache: dict[str, list[int]] = field(default_factory=dict)
+
+    def log_z(self, feature: torch.Tensor) -> torch.Tensor:
+        return self.extra_modules["log_z"](feature)
+
+    def prompt_ids(self, example) -> list[int]:
+        from ladkit.models.loading import render_prompt
+
+        if example.id not in self.prompt_cache:
+            self.prompt_cache[example.id] = render_prompt(self.tokenizer, example.prompt)
+        return self.prompt_cache[example.id]
+
+
+def schedule(config: TrainConfig) -> Callable[[int], float]:
+    """Learning-rate multiplier per optimiser step: linear warm-up, then constant, linear or cosine decay."""
+    total = max(1, config.steps * config.epochs * config.mini_batches)
+    warmup, kind = config.optim.warmup_steps, config.optim.schedule
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        if kind == "linear":
+            return 1.0 - progress
+        if kind == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return 1.0
+
+    return factor
+
+
+def build(config: TrainConfig, run_dir: Path, resume: bool = False) -> TrainContext:
+    """Set up a fresh run in `run_dir`, or continue the one there when `resume`."""
+    from ladkit.models.loading import load_policy, require_reference
+    from ladkit.rollout import make_backend
+    from ladkit.tasks import make_task
+
+    info = distributed.setup()
+    if config.prompts_per_step % (info.world_size * config.mini_batches):
+        raise LadkitError(
+            f"prompts_per_step ({config.prompts_per_step}) must be divisible by processes x mini_batches "
+            f"({info.world_size} x {config.mini_batches})"
+        )
+    device = distributed.device_for(info)
+    torch.manual_seed(config.seed)  # LoRA initialisation, log Z head
+    task = make_task(config.task)
+    model, tokenizer = load_policy(config.model)
+    model.to(device)
+    model.train()  # load_policy returns eval mode; generation and pi_old recomputation switch to eval themselves
+    if config.objective == "grpo" and config.grpo.beta > 0:
+        require_reference(config.model)
+    extra = {"log_z": LogZHead(model.config.hidden_size).to(device)} if config.objective == "flowrl" else {}
+    parameters = [p for p in model.parameters() if p.requires_grad] + [
+        p for m in extra.values() for p in m.parameters()
+    ]
+    optimizer = torch.optim.AdamW(
+        parameters, lr=config.optim.lr, betas=tuple(config.optim.betas), weight_decay=config.optim.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule(config))
+    backend = make_backend(
+        config.rollout.backend, model, tokenizer, model_path=_model_path(config), seed=config.seed,
+        lora_rank=config.model.lora_rank if config.model.lora else None,
+        max_model_len=config.rollout.vllm_max_model_len,
+        gpu_memory_utilization=config.rollout.vllm_gpu_memory_utilization,
+        dtype=str(next(model.parameters()).dtype).removeprefix("torch."),  # sample in the trainer's precision
+    )  # fmt: skip
+    ctx = TrainContext(
+        config, info, device, model, distributed.wrap(model, info), tokenizer, task, backend, optimizer, scheduler,
+        parameters, extra, run_dir,
+    )  # fmt: skip
+    if resume:
+        _resume(ctx)
+    elif info.is_main:
+        from ladkit.runs import RunWriter
+
+        ctx.writer = RunWriter(run_dir, to_dict(config), command="train")
+    return ctx
+
+
+def _model_path(config: TrainConfig) -> str:
+    from ladkit.models.loading import resolve_model_path
+
+    return str(resolve_model_path(config.model.name_or_path))
+
+
+def _resume(ctx: TrainContext) -> None:
+    """Load the newest checkpoint and reopen the run folder, dropping metric rows past it."""
+    found = checkpoint.latest(ctx.run_dir)
+    if found is None:
+        raise LadkitError(f"run {ctx.run_dir} has no complete checkpoint to resume from; start a new run")
+    step, folder = found
+    checkpoint.load_policy_weights(ctx.model, folder)
+    checkpoint.load_state(folder, ctx.optimizer, ctx.scheduler, ctx.extra_modules)
+    ctx.backend.sync_weights(ctx.model)
+    ctx.start_step = step + 1
+    if ctx.info.is_main:
+        from ladkit.runs import RunWriter
+
+        ctx.writer = RunWriter.reopen(ctx.run_dir, keep=lambda row: row.get("step", -1) <= step)
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    """The resolved config a run was started with (for --resume)."""
+    import yaml
+
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise LadkitError(f"{run_dir} is not a ladkit run (no config.yaml); give the run folder to resume")
+    return yaml.safe_load(path.read_text()) or {}

@@ -1,0 +1,83 @@
+"""`ladkit train`: flags and --set forwarded to the config, one-line errors for bad input, a real small run."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from ladkit_cli.main import app
+from typer.testing import CliRunner
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "COLUMNS": "120"}
+SMALL = ["--steps", "2", "--prompts-per-step", "4", "-g", "4", "--set", "task.train_size=32",
+         "--set", "task.eval_size=4", "--set", "eval_every=0", "--no-live"]  # fmt: skip
+
+
+def run_cli(*args, prelude: str = "", cwd=None):
+    code = f"{prelude}\nfrom ladkit_cli.main import main; main()"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=ENV, cwd=cwd, timeout=300
+    )
+
+
+def test_flags_and_overrides_reach_the_config(monkeypatch, tmp_path):
+    seen = {}
+    monkeypatch.setattr("ladkit_cli.train._run", lambda config, run_dir, resume, live: seen.update(c=config, d=run_dir))
+    args = ["train", "--model", "some/model", "--no-lora", "--objective", "grpo", "--divergence", "hd", "--eta", "0.5",
+            "--backend", "vllm", "--steps", "7", "-g", "4", "--prompts-per-step", "8", "--lr", "1e-5", "--seed", "3",
+            "--set", "grpo.beta=0.04", "--set", "rollout.max_new_tokens=64", "--target-modules", "q_proj,v_proj",
+            "--run-dir", str(tmp_path / "r")]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    c = seen["c"]
+    assert (c.model.name_or_path, c.model.lora, c.model.target_modules) == ("some/model", False, ["q_proj", "v_proj"])
+    assert (c.objective, c.lad.divergence, c.lad.inverse_temperature, c.rollout.backend) == ("grpo", "hd", 2.0, "vllm")
+    assert (c.steps, c.group_size, c.prompts_per_step, c.optim.lr, c.seed) == (7, 4, 8, 1e-5, 3)
+    assert (c.grpo.beta, c.rollout.max_new_tokens) == (0.04, 64) and seen["d"] == tmp_path / "r"
+
+
+@pytest.mark.parametrize(
+    ("args", "prelude", "message"),
+    [
+        (["--model", "/no/such/model"], "", "error: model '/no/such/model' not found"),
+        (["-g", "1"], "", "error: group_size must be >= 2"),
+        (["--prompts-per-step", "5"], "", "error: prompts_per_step (5) must be divisible by mini_batches (2)"),
+        (["--set", "lad.inv_eta=-1"], "", "error: lad: inv_eta (1/eta) must be > 0"),
+        (["--set", "optim.lrr=1"], "", "error: unknown config key optim.lrr"),
+        (["--config", "nope"], "", "error: unknown preset 'nope'; presets: default, gsm8k-qwen0.5b, paper-math"),
+        (["--divergence", "xx"], "", "error: lad: unknown divergence 'xx'"),
+        (["--target-modules", "nothing_here"], "", "error:"),
+        (["--backend", "vllm"], "import sys; sys.modules['vllm'] = None", "error: --backend vllm needs vLLM"),
+    ],
+)
+def test_bad_input_is_one_line(args, prelude, message, tmp_path):
+    out = run_cli("train", *SMALL, *args, "--run-dir", str(tmp_path / "run"), prelude=prelude)
+    assert out.returncode == 2, out.stderr[-2000:]
+    lines = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert lines and lines[0].startswith(message), out.stderr[-2000:]
+    assert "Traceback" not in out.stderr
+
+
+def test_missing_dataset_field_lists_the_fields(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text("\n".join(json.dumps({"question": f"{i}+1", "solution": str(i + 1)}) for i in range(20)))
+    out = run_cli("train", "--dataset", str(data), "--set", "task.prompt_field=question", *SMALL,
+                  "--run-dir", str(tmp_path / "run"))  # fmt: skip
+    assert out.returncode == 2
+    assert "question" in out.stderr and "solution" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_train_then_resume_from_the_cli(tmp_path):
+    run = tmp_path / "run"
+    out = run_cli("train", "--lora", "--divergence", "kl", *SMALL, "--set", "checkpoint_every=1", "--run-dir", str(run))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "reward (mean of the first / last 10 steps' rollouts)" in out.stdout
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["status"] == "completed" and meta["command"] == "train"
+    again = run_cli("train", "--resume", str(run), "--no-live")  # nothing left to train: the run is complete
+    assert again.returncode == 0, again.stderr[-3000:]
+    rows = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows == [0, 1, 2]
+    existing = run_cli("train", *SMALL, "--run-dir", str(run))
+    assert existing.returncode == 2 and "already holds a run" in existing.stderr
