@@ -80,7 +80,7 @@ def test_checkpoint_adapter_loads_with_peft(tmp_path):
     assert torch.isfinite(out).all()
 
 
-class Stop(Exception):
+class StopError(Exception):
     pass
 
 
@@ -90,9 +90,9 @@ def test_resume_continues_exactly(tmp_path):
 
     def crash(step, row, ctx):
         if step == 2:  # after step 2 is logged, before its checkpoint (every 2 steps: after steps 1 and 3)
-            raise Stop
+            raise StopError
 
-    with pytest.raises(Stop):
+    with pytest.raises(StopError):
         train(small_config(), broken, callbacks=[crash])
     assert json.loads((broken / "meta.json").read_text())["status"] == "failed"
     train(small_config(), broken, resume=True)
