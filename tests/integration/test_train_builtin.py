@@ -140,3 +140,11 @@ def test_vllm_backend_trains(tmp_path):
     train(small_config(objective="grpo", steps=2, eval_every=0, **{"rollout.backend": "vllm"}), run)
     rows = rows_of(run)
     assert rows[1]["rollout/logprob_diff"] < 1e-3  # the synced adapter is the one vLLM samples from
+
+
+def test_tensorboard_sink(tmp_path):
+    pytest.importorskip("tensorboard")
+    run = tmp_path / "tb"
+    train(small_config(steps=1, eval_every=0, tensorboard=True), run)
+    events = list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
