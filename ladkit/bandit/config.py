@@ -8,6 +8,7 @@ from ladkit.advantages import ESTIMATORS
 from ladkit.bandit.shapes import SHAPES
 from ladkit.errors import LadkitError
 from ladkit.objectives import DIVERGENCES, OBJECTIVES
+from ladkit.objectives.lad import check_temperature
 
 
 @dataclass
@@ -62,10 +63,7 @@ class BanditConfig:
         if twice:
             raise LadkitError(f"objectives {', '.join(self.objectives)} name {twice[0]} twice; keep one of them")
         DIVERGENCES.get(self.divergence)
-        if self.eta is not None and not self.eta > 0:
-            raise LadkitError(f"eta must be > 0, got {self.eta}; it is the temperature of exp(A/eta)")
-        if self.eta is None and (self.inv_eta is None or not self.inv_eta > 0):
-            raise LadkitError(f"inv_eta (1/eta) must be > 0, got {self.inv_eta}; or give eta instead")
+        check_temperature(self.eta, self.inv_eta)
         if self.mode not in ("exact", "sampled"):
             raise LadkitError(f"mode must be 'exact' or 'sampled', got {self.mode!r}")
         if self.mode == "sampled" and self.group_size < 2:

@@ -47,10 +47,7 @@ class LADConfig:
 
     def __post_init__(self) -> None:
         DIVERGENCES.get(self.divergence)  # unknown names fail here, listing the valid ones
-        if self.eta is not None and not self.eta > 0:
-            raise LadkitError(f"eta must be > 0, got {self.eta}; it is the temperature of exp(A/eta)")
-        if self.eta is None and (self.inv_eta is None or not self.inv_eta > 0):
-            raise LadkitError(f"inv_eta (1/eta) must be > 0, got {self.inv_eta}; or give eta instead")
+        check_temperature(self.eta, self.inv_eta)
         if self.level not in ("sequence", "token"):
             raise LadkitError(f"LAD level must be 'sequence' or 'token', got {self.level!r}")
         if self.log_ratio_clamp is not None and not self.log_ratio_clamp > 0:
@@ -61,6 +58,14 @@ class LADConfig:
     def inverse_temperature(self) -> float:
         """1/eta, whichever way it was given."""
         return 1.0 / self.eta if self.eta is not None else float(self.inv_eta)
+
+
+def check_temperature(eta: float | None, inv_eta: float | None) -> None:
+    """eta (if given) or else inv_eta must be a positive number (shared by every config that sets LAD's eta)."""
+    if eta is not None and not eta > 0:
+        raise LadkitError(f"eta must be > 0, got {eta}; it is the temperature of exp(A/eta)")
+    if eta is None and (inv_eta is None or not inv_eta > 0):
+        raise LadkitError(f"inv_eta (1/eta) must be > 0, got {inv_eta}; or give eta instead")
 
 
 def lad_loss(

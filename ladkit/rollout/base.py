@@ -89,15 +89,20 @@ def check_request(prompt_ids: Sequence[Sequence[int]], n: int, sampling: Samplin
     empty = [i for i, p in enumerate(prompts) if not p]
     if empty:
         raise LadkitError(f"rollout: prompt(s) {empty[:5]} have no tokens; every prompt needs at least one token")
-    if sampling.max_new_tokens < 1:
-        raise LadkitError(f"rollout: max_new_tokens must be >= 1, got {sampling.max_new_tokens}")
-    if not sampling.temperature > 0:
-        raise LadkitError(f"rollout: temperature must be > 0, got {sampling.temperature}")
-    if not 0 < sampling.top_p <= 1:
-        raise LadkitError(f"rollout: top_p must be in (0, 1], got {sampling.top_p}")
-    if sampling.top_k < 0:
-        raise LadkitError(f"rollout: top_k must be >= 0 (0 = off), got {sampling.top_k}")
+    check_sampling(sampling)
     return prompts
+
+
+def check_sampling(sampling: SamplingConfig, where: str = "rollout: ") -> None:
+    """Sampling settings every backend accepts (also checked when a training config is built)."""
+    if sampling.max_new_tokens < 1:
+        raise LadkitError(f"{where}max_new_tokens must be >= 1, got {sampling.max_new_tokens}")
+    if not sampling.temperature > 0:
+        raise LadkitError(f"{where}temperature must be > 0, got {sampling.temperature}")
+    if not 0 < sampling.top_p <= 1:
+        raise LadkitError(f"{where}top_p must be in (0, 1], got {sampling.top_p}")
+    if sampling.top_k < 0:
+        raise LadkitError(f"{where}top_k must be >= 0 (0 = off), got {sampling.top_k}")
 
 
 def prompt_seeds(count: int, sampling: SamplingConfig, seeds: Sequence[int] | None) -> list[int] | None:

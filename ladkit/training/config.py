@@ -12,6 +12,7 @@ from ladkit.advantages import ESTIMATORS
 from ladkit.errors import LadkitError
 from ladkit.models.loading import ModelConfig
 from ladkit.objectives import OBJECTIVES, FlowRLConfig, GRPOConfig, LADConfig
+from ladkit.rollout.base import SamplingConfig, check_sampling
 from ladkit.tasks import TaskConfig
 
 
@@ -37,12 +38,11 @@ class RolloutConfig:
     def __post_init__(self) -> None:
         if self.backend not in ("hf", "vllm"):
             raise LadkitError(f"rollout.backend must be 'hf' or 'vllm', got {self.backend!r}")
-        if self.max_new_tokens < 1:
-            raise LadkitError(f"rollout.max_new_tokens must be >= 1, got {self.max_new_tokens}")
-        if not self.temperature > 0:
-            raise LadkitError(f"rollout.temperature must be > 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise LadkitError(f"rollout.top_p must be in (0, 1], got {self.top_p}")
+        check_sampling(self.sampling(), where="rollout.")
+
+    def sampling(self, seed: int | None = None) -> SamplingConfig:
+        """The backends' SamplingConfig for these settings."""
+        return SamplingConfig(self.max_new_tokens, self.temperature, self.top_p, self.top_k, seed)
 
 
 @dataclass

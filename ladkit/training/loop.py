@@ -15,7 +15,6 @@ from typing import Any
 
 import torch
 
-from ladkit.rollout.base import SamplingConfig
 from ladkit.training import checkpoint, collect, distributed
 from ladkit.training.config import TrainConfig
 from ladkit.training.data import sample_seed, shard, step_indices
@@ -75,7 +74,7 @@ def train_step(ctx: TrainContext, step: int) -> dict[str, Any]:
     indices = shard(step_indices(len(train_set), config.prompts_per_step, config.seed, step), ctx.info.rank,
                     ctx.info.world_size)  # fmt: skip
     examples = [train_set[i] for i in indices]
-    sampling = _sampling(config)
+    sampling = config.rollout.sampling()
     groups = collect.generate(ctx.backend, [ctx.prompt_ids(e) for e in examples], config.group_size, sampling,
                               [sample_seed(config.seed, step, i) for i in indices])  # fmt: skip
     rollout_s = time.perf_counter() - start
@@ -116,7 +115,7 @@ def evaluate(ctx: TrainContext, step: int) -> dict[str, float]:
     if not examples:
         return {}
     k = config.eval_samples
-    groups = collect.generate(ctx.backend, [ctx.prompt_ids(e) for e in examples], k, _sampling(config),
+    groups = collect.generate(ctx.backend, [ctx.prompt_ids(e) for e in examples], k, config.rollout.sampling(),
                               [sample_seed(config.seed + 1, step, i) for i in range(len(examples))])  # fmt: skip
     results = collect.score(ctx.task, groups, examples)
     rewards = [[float(r.reward) if r.reward == r.reward else 0.0 for r in row] for row in results]
@@ -127,11 +126,6 @@ def evaluate(ctx: TrainContext, step: int) -> dict[str, float]:
         f"eval/pass@{k}": sum(pass_at_k(k, c, k) for c in correct) / len(correct),
     }
     return distributed.all_mean(metrics, ctx.info)
-
-
-def _sampling(config: TrainConfig) -> SamplingConfig:
-    r = config.rollout
-    return SamplingConfig(max_new_tokens=r.max_new_tokens, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k)
 
 
 def _reference(ctx: TrainContext):
