@@ -141,36 +141,18 @@ def train_one(
             callback(BanditProgress(tag, step, config.steps, probs, row))
 
     report(0, {})
-    group = config.group_size
-    mask = torch.ones(k if config.mode == "exact" else group, 1, dtype=torch.bool)  # [N, 1]: T = 1, all real
-    weights = old_logprobs.exp()  # [K] exact mode: expectation under pi_old
+    mask = torch.ones(k if config.mode == "exact" else config.group_size, 1, dtype=torch.bool)  # [N, 1]: T = 1
     for step in range(1, config.steps + 1):
         if config.refresh_every is not None and (step - 1) % config.refresh_every == 0:
             old_logprobs = torch.log_softmax(logits.detach(), 0)  # pi_old <- pi_theta
-            weights = old_logprobs.exp()
         logprobs = torch.log_softmax(logits, 0)  # [K]
-        if config.mode == "exact":  # every arm, weighted by pi_old
-            arm_logprobs, arm_old, arm_weights, arm_adv = logprobs[:, None], old_logprobs[:, None], weights, adv
-        else:
-            arms = torch.multinomial(weights, group, replacement=True, generator=generator)  # [G]
-            arm_logprobs, arm_old, arm_weights = logprobs[arms, None], old_logprobs[arms, None], None
-            arm_adv = compute_advantages(config.estimator, adv[arms][None, :])[0]  # [G]
-        log_now = (
-            step % config.log_every == 0
-            or step == config.steps
-            or (callback is not None and step % callback_every == 0)
-        )
+        arm_logprobs, arm_old, arm_adv, arm_weights = step_inputs(config, logprobs, old_logprobs, adv, generator)
+        log_now = step % config.log_every == 0 or step == config.steps or (callback and step % callback_every == 0)
         loss, metrics = objective_loss(
-            name,
-            objective,
-            arm_logprobs,  # [N, 1]: each arm is a one-token sequence
-            arm_old,  # [N, 1]
-            arm_adv,  # [N]
-            mask,  # [N, 1]
+            name, objective, arm_logprobs, arm_old, arm_adv, mask,
             log_z=log_z.expand(arm_adv.numel()),  # [N] (FlowRL only)
-            weights=arm_weights,
-            with_metrics=log_now,
-        )
+            weights=arm_weights, with_metrics=log_now,
+        )  # fmt: skip
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -179,6 +161,19 @@ def train_one(
     run.probs = torch.softmax(logits.detach(), 0)
     run.summary = summarise(run.probs, target, modes)
     return run
+
+
+def step_inputs(config: BanditConfig, logprobs, old_logprobs, advantages, generator):
+    """The arms as one-token sequences: (logprobs [N, 1], old_logprobs [N, 1], advantages [N], weights [N] or None).
+
+    'exact': all K arms, weighted by pi_old (the expectation); 'sampled': G arms drawn from pi_old, with the
+    configured estimator applied to the group's advantages.
+    """
+    if config.mode == "exact":
+        return logprobs[:, None], old_logprobs[:, None], advantages, old_logprobs.exp()
+    arms = torch.multinomial(old_logprobs.exp(), config.group_size, replacement=True, generator=generator)  # [G]
+    group_advantages = compute_advantages(config.estimator, advantages[arms][None, :])[0]  # [G]
+    return logprobs[arms, None], old_logprobs[arms, None], group_advantages, None
 
 
 def summarise(probs: torch.Tensor, target: torch.Tensor, modes: Modes) -> dict[str, Any]:
