@@ -148,3 +148,26 @@ def test_tensorboard_sink(tmp_path):
     train(small_config(steps=1, eval_every=0, tensorboard=True), run)
     events = list((run / "tensorboard").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0
+
+
+def test_gradient_accumulation_does_not_change_the_result(tmp_path):
+    from safetensors.torch import load_file
+
+    runs = {}
+    for accumulation in (1, 2):
+        run = tmp_path / f"ga{accumulation}"
+        train(small_config(steps=2, eval_every=0, **{"optim.grad_accumulation": accumulation}), run)
+        runs[accumulation] = load_file(run / "checkpoints/step_000001/policy/adapter_model.safetensors")
+    assert all(torch.allclose(runs[1][k], runs[2][k], atol=1e-6) for k in runs[1])
+
+
+@pytest.mark.parametrize("backend", ["hf", pytest.param("vllm", marks=pytest.mark.vllm)])
+def test_full_fine_tuning_without_lora(backend, tmp_path):
+    if backend == "vllm":
+        pytest.importorskip("vllm")
+    run = tmp_path / f"full-{backend}"
+    overrides = {"model.lora": False, "optim.lr": 1e-4, "rollout.backend": backend}
+    train(small_config(steps=2, eval_every=0, **overrides), run)
+    rows = rows_of(run)
+    assert rows[1]["rollout/logprob_diff"] < 1e-3  # the rollout engine samples from the updated full weights
+    assert any(p.name == "model.safetensors" for p in (run / "checkpoints/step_000001/policy").iterdir())
