@@ -7,6 +7,7 @@ and the update made on them. Works unchanged under torchrun / accelerate launch 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -25,32 +26,44 @@ from ladkit.training.setup import TrainContext, build
 Callback = Callable[[int, dict[str, Any], TrainContext], None]
 
 
+class StopTraining(Exception):  # noqa: N818 (a signal, not an error)
+    """Raised by a callback (a notebook's stop button) to end training cleanly after the current step:
+    the step is logged and checkpointed, the final evaluation runs and the run is marked "stopped"."""
+
+
 def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, callbacks: list[Callback] = ()) -> dict:
     """Train; returns the summary written to run_dir/summary.json."""
     ctx = build(config, Path(run_dir), resume)
     tensorboard = _tensorboard(ctx) if config.tensorboard and ctx.info.is_main else None
+    status, last = "completed", config.steps - 1
     try:
         for step in range(ctx.start_step, config.steps):
             due = config.eval_every and step % config.eval_every == 0
             before = evaluate(ctx, step) if due else {}  # the policy that samples this step's rollouts
             row = {**train_step(ctx, step), **before}
-            if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 or step == config.steps - 1:
+            try:
+                _log(ctx, tensorboard, row, callbacks)
+            except StopTraining:
+                status, last = "stopped", step
+            if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 or step == last:
                 distributed.barrier(ctx.info)
                 if ctx.info.is_main:
                     checkpoint.save(ctx.run_dir, step, ctx.model, ctx.optimizer, ctx.scheduler, ctx.extra_modules,
                                     config.keep_checkpoints)  # fmt: skip
-            _log(ctx, tensorboard, row, callbacks)
-        final = {"step": config.steps, **evaluate(ctx, config.steps)}  # after the last update
-        _log(ctx, tensorboard, final, callbacks)
+            if status == "stopped":
+                break
+        final = {"step": last + 1, **evaluate(ctx, last + 1)}  # after the last update
+        with contextlib.suppress(StopTraining):
+            _log(ctx, tensorboard, final, callbacks)
     except BaseException:
         if ctx.info.is_main and ctx.writer is not None:
             ctx.writer.finish(status="failed")
         _close(ctx, tensorboard)
         raise
-    summary = _summary(ctx, final)
+    summary = {**_summary(ctx, final), "status": status}
     if ctx.info.is_main:
         ctx.writer.write_json("summary.json", summary)
-        ctx.writer.finish(status="completed")
+        ctx.writer.finish(status=status)
     _close(ctx, tensorboard)
     return summary
 

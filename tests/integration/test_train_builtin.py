@@ -171,3 +171,18 @@ def test_full_fine_tuning_without_lora(backend, tmp_path):
     rows = rows_of(run)
     assert rows[1]["rollout/logprob_diff"] < 1e-3  # the rollout engine samples from the updated full weights
     assert any(p.name == "model.safetensors" for p in (run / "checkpoints/step_000001/policy").iterdir())
+
+
+def test_a_callback_can_stop_training_cleanly(tmp_path):
+    from ladkit.training.loop import StopTraining
+
+    def stop(step, row, ctx):
+        if step == 1:
+            raise StopTraining
+
+    run = tmp_path / "stopped"
+    summary = train(small_config(checkpoint_every=0), run, callbacks=[stop])
+    assert summary["status"] == "stopped"
+    assert json.loads((run / "meta.json").read_text())["status"] == "stopped"
+    assert [r["step"] for r in rows_of(run)] == [0, 1, 2]  # two steps, then the final evaluation
+    assert (run / "checkpoints/step_000001").is_dir()  # the last step trained is saved
