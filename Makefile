@@ -1,7 +1,7 @@
 # Two commands for a fresh machine (see README): `make demo` and `make test`.
 PY := .venv/bin/python
 
-.PHONY: setup setup-vllm demo bandit test format bench clean
+.PHONY: setup setup-vllm setup-browser demo bandit test format bench clean
 
 setup:
 	bash scripts/setup.sh
@@ -15,7 +15,10 @@ demo: setup  ## set up, then run the main job on the built-in default: LAD train
 bandit: setup  ## the paper's bandit experiment: LAD keeps the modes GRPO collapses
 	.venv/bin/ladkit bandit
 
-test: setup-vllm  ## set up (with vLLM for CPU), then lint and run the whole test suite
+setup-browser:  ## Debian's Chromium + chromedriver for the browser tests
+	bash scripts/install_chromium.sh
+
+test: setup-vllm setup-browser  ## set up (with vLLM for CPU and Chromium), then lint and run the whole test suite
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q

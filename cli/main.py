@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 import typer
-from ladkit_cli import bandit, train
+from ladkit_cli import bandit, compare, train
 
 app = typer.Typer(
     name="ladkit",
@@ -20,6 +20,7 @@ app = typer.Typer(
 )
 app.command("bandit")(bandit.bandit)
 app.command("train")(train.train)
+app.command("compare")(compare.compare)
 
 
 @app.callback()

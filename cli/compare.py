@@ -1,0 +1,34 @@
+"""`ladkit compare`: did run group A beat group B, on what, and how sure (table + HTML report)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def compare(
+    paths: list[Path] = typer.Argument(..., help="Run folders, or parent folders holding several runs."),
+    group_by: str = typer.Option(
+        "label", help="Group runs by: label (objective + LAD divergence), objective, divergence, or a config key."
+    ),
+    metric: list[str] | None = typer.Option(
+        None, "--metric", "-m", help="Metric key to compare (repeatable); default: reward, pass@1, entropy, diversity."
+    ),
+    baseline: str | None = typer.Option(None, help="Group the others are compared against (default: the first)."),
+    out: Path | None = typer.Option(None, help="Write the self-contained HTML report here."),
+    seed: int = typer.Option(0, help="Seed of the bootstrap resampling."),
+) -> None:
+    """Compare runs grouped by objective (seeds aggregated): final/best values, deltas with 95% bootstrap CIs."""
+    from ladkit.compare import compare_runs, load_runs
+    from ladkit.compare.table import print_comparison
+
+    runs, notes = load_runs(paths)
+    comparison = compare_runs(
+        runs, metrics=metric or None, group_by=group_by, baseline=baseline, seed=seed, notes=notes
+    )
+    print_comparison(comparison)
+    if out is not None:
+        from ladkit.compare.report import write_report
+
+        typer.echo(f"report: {write_report(comparison, out)}")

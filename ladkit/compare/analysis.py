@@ -1,0 +1,202 @@
+"""Grouping runs, aligning them on common steps, and the comparison itself: final and best values per
+group with bootstrap CIs, and deltas against a baseline group.
+
+A group is every run sharing a label (by default objective plus LAD divergence: "lad:js", "grpo"); runs of
+one group are treated as seeds of one experiment. Each metric is aligned on its own: the steps at which
+every run logged it (eval keys are logged every eval_every steps, training keys every step), so a group
+is never credited for steps its rivals did not reach.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ladkit.compare.loading import Run
+from ladkit.compare.stats import Estimate, bootstrap_difference, bootstrap_mean
+from ladkit.errors import LadkitError
+
+DEFAULT_METRICS = (
+    "reward/mean",
+    "eval/pass@1",
+    "policy/entropy",
+    "diversity/distinct_correct",
+    "diversity/dist4",
+)
+LOWER_IS_BETTER = ("loss/", "kl/", "perf/step_time", "completion/truncated_frac", "reward/failed")
+FINAL_WINDOW = 3
+"""Final value of a run: the mean over its last this-many aligned steps (one noisy step is not a verdict).
+Evaluation keys use their last value only: each is already a mean over the held-out split, and evals are
+sparse (every eval_every steps), so three of them would reach far back into training."""
+
+
+def higher_is_better(metric: str) -> bool:
+    return not metric.startswith(LOWER_IS_BETTER)
+
+
+def lookup(config: dict[str, Any], key: str) -> Any:
+    """A dotted config key ("lad.divergence") or None when any part is missing."""
+    value: Any = config
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def label_of(config: dict[str, Any], group_by: str = "label") -> str:
+    """The group a run belongs to: "lad:js"/"grpo" (label), the objective, the divergence, or key=value."""
+    objective = str(config.get("objective", "unknown"))
+    divergence = lookup(config, "lad.divergence")
+    if group_by in ("label", "divergence"):
+        if objective == "lad" and divergence is not None:
+            return f"lad:{divergence}" if group_by == "label" else str(divergence)
+        return objective
+    if group_by == "objective":
+        return objective
+    return f"{group_by}={lookup(config, group_by)}"
+
+
+def group_runs(runs: list[Run], group_by: str = "label") -> dict[str, list[Run]]:
+    """Runs by group label, groups in order of first appearance (so the first path given is the baseline)."""
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(label_of(run.config, group_by), []).append(run)
+    return groups
+
+
+def series(run: Run, metric: str) -> dict[int, float]:
+    """step -> value of `metric` in one run (non-numbers, None and NaN dropped)."""
+    out = {}
+    for row in run.rows:
+        value = row.get(metric)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value):
+            out[int(row["step"])] = float(value)
+    return out
+
+
+def common_steps(runs: list[Run], metric: str) -> list[int]:
+    """Steps at which every run logged `metric`, sorted."""
+    sets = [set(series(run, metric)) for run in runs]
+    return sorted(set.intersection(*sets)) if sets and all(sets) else []
+
+
+@dataclass
+class MetricResult:
+    """One (group, metric) line of the comparison."""
+
+    group: str
+    metric: str
+    final: Estimate | None
+    best: Estimate | None
+    delta: Estimate | None = None
+    steps: list[int] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        """'better'/'worse' than the baseline when the CI of the difference excludes zero, else 'unclear'."""
+        if self.delta is None:
+            return ""
+        if not self.delta.excludes_zero:
+            return "unclear"
+        return "better" if (self.delta.mean > 0) == higher_is_better(self.metric) else "worse"
+
+
+@dataclass
+class Comparison:
+    """Everything the table and the report show."""
+
+    groups: dict[str, list[Run]]
+    baseline: str
+    metrics: list[str]
+    results: list[MetricResult]
+    notes: list[str]
+    seed: int = 0
+
+    def result(self, group: str, metric: str) -> MetricResult | None:
+        return next((r for r in self.results if r.group == group and r.metric == metric), None)
+
+
+def _matrix(runs: list[Run], metric: str, steps: list[int]) -> np.ndarray:
+    """[S, len(steps)] values, NaN where a run has no value."""
+    table = [series(run, metric) for run in runs]
+    return np.array([[values.get(step, np.nan) for step in steps] for values in table], dtype=float)
+
+
+def final_values(runs: list[Run], metric: str, steps: list[int]) -> np.ndarray:
+    """[S, W] values over the last aligned steps (see FINAL_WINDOW)."""
+    window = 1 if metric.startswith("eval/") else FINAL_WINDOW
+    return _matrix(runs, metric, steps[-window:])
+
+
+def best_values(runs: list[Run], metric: str, steps: list[int]) -> np.ndarray:
+    """[S, 1] best value of each run over the aligned steps (max, or min when lower is better)."""
+    values = _matrix(runs, metric, steps)
+    pick = np.nanmax if higher_is_better(metric) else np.nanmin
+    return pick(values, axis=1, keepdims=True)
+
+
+def _length_note(runs: list[Run]) -> list[str]:
+    lasts = {run.name: run.last_step for run in runs}
+    if len(set(lasts.values())) <= 1:
+        return []
+    shortest = min(lasts.values())
+    spread = ", ".join(f"{name} {last}" for name, last in lasts.items())
+    return [f"runs differ in length (last step: {spread}); metrics are compared on common steps (<= {shortest})"]
+
+
+def compare_runs(
+    runs: list[Run],
+    metrics: list[str] | None = None,
+    group_by: str = "label",
+    baseline: str | None = None,
+    seed: int = 0,
+    notes: list[str] | None = None,
+) -> Comparison:
+    """Group `runs`, align each metric on common steps and estimate final/best values and deltas."""
+    notes = list(notes or [])
+    if not runs:
+        raise LadkitError("no usable run to compare" + (f" ({notes[0]})" if notes else ""))
+    groups = group_runs(runs, group_by)
+    baseline = _pick_baseline(groups, baseline)
+    notes += _length_note(runs)
+    results = []
+    for metric in metrics or list(DEFAULT_METRICS):
+        steps = common_steps(runs, metric)
+        results += _compare_metric(groups, baseline, metric, steps, seed, notes)
+    if not any(r.final for r in results):
+        raise LadkitError(f"the runs share none of the metrics {', '.join(metrics or DEFAULT_METRICS)}")
+    if len(groups) == 1:
+        notes.append(f"only one group ({baseline}): nothing to compare against; use --group-by to split")
+    return Comparison(groups, baseline, list(metrics or DEFAULT_METRICS), results, notes, seed)
+
+
+def _pick_baseline(groups: dict[str, list[Run]], baseline: str | None) -> str:
+    if baseline is None:
+        return next(iter(groups))
+    if baseline not in groups:
+        raise LadkitError(f"baseline group {baseline!r} not among the groups: {', '.join(groups)}")
+    return baseline
+
+
+def _compare_metric(groups, baseline, metric, steps, seed, notes) -> list[MetricResult]:
+    """One MetricResult per group; an empty one (and a note) when the runs have no common step for it."""
+    everywhere = [run for runs in groups.values() for run in runs]
+    if not steps:
+        missing = [run.name for run in everywhere if not series(run, metric)]
+        why = f"missing in {', '.join(missing)}" if missing else "logged at no step common to all runs"
+        notes.append(f"{metric}: {why}")
+        return [MetricResult(group, metric, None, None) for group in groups]
+    base = final_values(groups[baseline], metric, steps)
+    results = []
+    for group, runs in groups.items():
+        final = final_values(runs, metric, steps)
+        # Best values are one number per seed, so their interval is over seeds only (a point for one seed).
+        best = bootstrap_mean(best_values(runs, metric, steps), seed)
+        result = MetricResult(group, metric, bootstrap_mean(final, seed), best, steps=steps)
+        if group != baseline:
+            result.delta = bootstrap_difference(final, base, seed)
+        results.append(result)
+    return results

@@ -1,0 +1,237 @@
+"""The comparison as figures: curves with CI bands per group, pass@k against k, and the advantage-induced vs
+policy-induced distribution of tracked prompts with a slider over steps; all in one self-contained HTML
+file (plotly.js inlined once, so it opens offline).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ladkit.compare.analysis import Comparison, series
+from ladkit.compare.loading import Run
+from ladkit.compare.stats import bootstrap_mean, curve_band
+from ladkit.compare.table import fmt
+
+COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+CURVES = (
+    ("reward/mean", "reward"),
+    ("eval/pass@1", "accuracy (eval/pass@1)"),
+    ("policy/entropy", "entropy (nats)"),
+    ("diversity/distinct_correct", "distinct correct answers"),
+    ("diversity/dist4", "distinct 4-grams"),
+)
+PASS_AT = re.compile(r"^eval/pass@(\d+)$")
+
+
+def _rgba(colour: str, alpha: float) -> str:
+    red, green, blue = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red},{green},{blue},{alpha})"
+
+
+def group_curve(runs: list[Run], metric: str, seed: int = 0):
+    """(steps, mean, low, high) of `metric` over the steps any run of the group logged (gaps are NaN)."""
+    table = [series(run, metric) for run in runs]
+    steps = sorted(set().union(*table))
+    curves = np.array([[values.get(s, np.nan) for s in steps] for values in table], dtype=float)  # [S, T]
+    return (steps, *curve_band(curves, seed)) if steps else (steps, [], [], [])
+
+
+def _add_band(fig: go.Figure, steps, mean, low, high, name: str, colour: str, row: int, col: int, legend: bool):
+    """A mean line over a filled CI band (the band is drawn as low, then high filled to it)."""
+    common = {"legendgroup": name, "row": row, "col": col, "hoverinfo": "skip", "showlegend": False}
+    fig.add_scatter(x=steps, y=list(low), mode="lines", line={"width": 0}, **common)
+    fig.add_scatter(
+        x=steps, y=list(high), mode="lines", line={"width": 0}, fill="tonexty", fillcolor=_rgba(colour, 0.2), **common
+    )
+    fig.add_scatter(
+        x=steps,
+        y=list(mean),
+        mode="lines+markers",
+        name=name,
+        line={"color": colour},
+        marker={"size": 4},
+        legendgroup=name,
+        showlegend=legend,
+        row=row,
+        col=col,
+    )
+
+
+def curves_figure(comparison: Comparison) -> go.Figure:
+    """One panel per curve metric (those any run logged); mean over seeds with a 95% bootstrap band."""
+    runs = [run for group in comparison.groups.values() for run in group]
+    metrics = [(key, title) for key, title in CURVES if any(series(run, key) for run in runs)]
+    metrics = metrics or [(key, key) for key in comparison.metrics if any(series(run, key) for run in runs)]
+    cols = 2 if len(metrics) > 1 else 1
+    rows = max(1, -(-len(metrics) // cols))
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[title for _, title in metrics] or ["no curves"])
+    for index, (metric, _) in enumerate(metrics):
+        for number, (group, members) in enumerate(comparison.groups.items()):
+            steps, mean, low, high = group_curve(members, metric, comparison.seed)
+            colour = COLOURS[number % len(COLOURS)]
+            _add_band(fig, steps, mean, low, high, group, colour, index // cols + 1, index % cols + 1, index == 0)
+    fig.update_layout(
+        title="Training curves: mean over seeds, 95% bootstrap band", height=320 * rows, template="plotly_white"
+    )
+    fig.update_xaxes(title_text="step")
+    return fig
+
+
+def pass_at_k(run: Run) -> dict[int, float]:
+    """k -> pass@k of a run's latest evaluation: eval.jsonl when written, else the last eval row of metrics."""
+    for rows in (run.eval_rows, run.rows):
+        for row in sorted(rows, key=lambda r: r["step"], reverse=True):
+            found = {int(m[1]): float(v) for key, v in row.items() if (m := PASS_AT.match(key)) and v is not None}
+            if found:
+                return found
+    return {}
+
+
+def pass_at_k_figure(comparison: Comparison) -> go.Figure:
+    """pass@k against k per group: mean over seeds with a 95% bootstrap interval over seeds."""
+    fig = go.Figure()
+    for number, (group, runs) in enumerate(comparison.groups.items()):
+        tables = [pass_at_k(run) for run in runs]
+        ks = sorted(set().union(*tables))
+        estimates = [bootstrap_mean([[t.get(k, np.nan)] for t in tables], comparison.seed) for k in ks]
+        mean = [e.mean for e in estimates]
+        fig.add_scatter(
+            x=ks,
+            y=mean,
+            mode="lines+markers",
+            name=group,
+            line={"color": COLOURS[number % 8]},
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": [e.high - e.mean for e in estimates],
+                "arrayminus": [e.mean - e.low for e in estimates],
+            },
+        )
+    fig.update_layout(
+        title="pass@k against k (latest evaluation)",
+        template="plotly_white",
+        height=380,
+        xaxis={"title": "k", "type": "log", "dtick": np.log10(2)},
+        yaxis={"title": "pass@k"},
+    )
+    return fig
+
+
+def tracked_figure(run: Run, example_id: str | None = None) -> go.Figure | None:
+    """For one tracked prompt of `run`: advantage-induced vs policy-induced distribution over its G
+    completions, one frame per step, with a slider and play button. None when the run tracked nothing."""
+    rows = [r for r in run.tracked if example_id is None or r.get("example_id") == example_id]
+    if not rows:
+        return None
+    example_id = rows[0].get("example_id")
+    rows = sorted((r for r in rows if r.get("example_id") == example_id), key=lambda r: r["step"])
+
+    def bars(row: dict) -> list[go.Bar]:
+        labels = [f"#{g} r={reward:g}" for g, reward in enumerate(row.get("rewards", []))]
+        return [
+            go.Bar(
+                x=labels,
+                y=row.get("advantage_dist", []),
+                name="advantage-induced softmax(A/eta)",
+                marker_color="#222222",
+                opacity=0.55,
+            ),
+            go.Bar(x=labels, y=row.get("policy_dist", []), name="policy-induced", marker_color=COLOURS[0]),
+        ]
+
+    frames = [go.Frame(data=bars(r), name=str(r["step"]), layout={"title": _tracked_title(run, r)}) for r in rows]
+    steps = [
+        {
+            "args": [[f.name], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate"}],
+            "label": f.name,
+            "method": "animate",
+        }
+        for f in frames
+    ]
+    fig = go.Figure(data=bars(rows[0]), frames=frames)
+    fig.update_layout(
+        title=_tracked_title(run, rows[0]),
+        barmode="group",
+        template="plotly_white",
+        height=460,
+        yaxis={"title": "probability over the G completions", "range": [0, 1]},
+        xaxis={"title": "completion"},
+        sliders=[{"active": 0, "steps": steps, "currentvalue": {"prefix": "step "}, "pad": {"t": 50}}],
+        updatemenus=[
+            {
+                "type": "buttons",
+                "showactive": False,
+                "x": 0,
+                "y": -0.25,
+                "buttons": [
+                    {"label": "play", "method": "animate", "args": [None, {"frame": {"duration": 300, "redraw": True}}]}
+                ],
+            }
+        ],
+    )
+    return fig
+
+
+def _tracked_title(run: Run, row: dict) -> str:
+    target = np.asarray(row.get("advantage_dist", []), dtype=float)
+    policy = np.asarray(row.get("policy_dist", []), dtype=float)
+    tv = 0.5 * float(np.abs(target - policy).sum()) if target.shape == policy.shape else float("nan")
+    prompt = html.escape(str(row.get("prompt", ""))[:60])
+    return f"{run.name} · {row.get('example_id')} · step {row['step']} · TV {tv:.3f}<br><sub>{prompt}</sub>"
+
+
+def summary_html(comparison: Comparison) -> str:
+    """The table and notes as plain HTML, so the report answers the question without hovering."""
+    head = ["metric", "group", "seeds", "final (95% CI)", "best (95% CI)", f"Δ vs {comparison.baseline}", "verdict"]
+    body = []
+    for r in comparison.results:
+        verdict = "baseline" if r.group == comparison.baseline else r.verdict or "n/a"
+        cells = [
+            r.metric,
+            r.group,
+            len(comparison.groups[r.group]),
+            fmt(r.final),
+            fmt(r.best),
+            fmt(r.delta, True),
+            verdict,
+        ]
+        body.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in comparison.notes) or "<li>none</li>"
+    header = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    return f"<table class='summary'><tr>{header}</tr>{''.join(body)}</table><h3>Notes</h3><ul>{notes}</ul>"
+
+
+def report_figures(comparison: Comparison) -> list[go.Figure]:
+    """Curves, pass@k, and the first tracked prompt of the first run of each group that tracked any."""
+    figures = [curves_figure(comparison), pass_at_k_figure(comparison)]
+    for runs in comparison.groups.values():
+        tracked = next((fig for run in runs if (fig := tracked_figure(run)) is not None), None)
+        if tracked is not None:
+            figures.append(tracked)
+    return figures
+
+
+STYLE = (
+    "body{font-family:sans-serif;margin:2em}table.summary{border-collapse:collapse}"
+    "td,th{border:1px solid #ccc;padding:3px 8px}"
+)
+
+
+def write_report(comparison: Comparison, path: str | Path) -> Path:
+    """One HTML file: the summary table, the notes and every figure; plotly.js is inlined with the first."""
+    path = Path(path)
+    parts = [fig.to_html(full_html=False, include_plotlyjs=i == 0) for i, fig in enumerate(report_figures(comparison))]
+    page = (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>ladkit compare</title><style>{STYLE}</style>"
+        f"</head><body><h1>ladkit compare</h1>{summary_html(comparison)}{''.join(parts)}</body></html>"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page, encoding="utf-8")
+    return path

@@ -1,0 +1,56 @@
+"""`ladkit compare`: flags reach the library, the table prints, the report is written, errors are one line."""
+
+import os
+import subprocess
+import sys
+
+import typer
+from ladkit_cli.compare import compare
+from typer.testing import CliRunner
+
+from ladkit.compare import make_demo_runs
+
+# cli/main.py registers the command; a local app keeps this test independent of that registration.
+app = typer.Typer()
+app.command("compare")(compare)
+app.command("noop")(lambda: None)  # two commands, so Typer keeps the "compare" subcommand name
+
+
+def test_flags_are_forwarded(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_compare_runs(runs, **kwargs):
+        seen.update(kwargs, runs=runs)
+        raise SystemExit(0)
+
+    monkeypatch.setattr("ladkit.compare.compare_runs", fake_compare_runs)
+    make_demo_runs(tmp_path, seeds=1, steps=4)
+    args = ["compare", str(tmp_path), "--group-by", "objective", "-m", "reward/mean", "-m", "eval/pass@1",
+            "--baseline", "lad", "--seed", "5"]  # fmt: skip
+    CliRunner().invoke(app, args)
+    assert [run.name for run in seen["runs"]] == ["demo-grpo-s0", "demo-lad-s0"]
+    assert seen["metrics"] == ["reward/mean", "eval/pass@1"] and seen["group_by"] == "objective"
+    assert (seen["baseline"], seen["seed"], seen["notes"]) == ("lad", 5, [])
+
+
+def test_table_and_report(tmp_path):
+    make_demo_runs(tmp_path / "runs", seeds=1, steps=6)
+    out = tmp_path / "report.html"
+    result = CliRunner().invoke(app, ["compare", str(tmp_path / "runs"), "-m", "policy/entropy", "--out", str(out)],
+                                env={"COLUMNS": "160"})  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "baseline grpo" in result.output and "policy/entropy" in result.output and "better" in result.output
+    assert out.is_file() and out.stat().st_size > 1_000_000  # plotly.js inlined
+
+
+def test_nothing_usable_is_one_line_on_stderr(tmp_path):
+    code = "from ladkit_cli.main import app; from ladkit_cli.compare import compare; import sys\n" \
+           "app.command('compare')(compare)\nfrom ladkit_cli.main import main; main()"  # fmt: skip
+    env = {**os.environ, "COLUMNS": "100"}
+    out = subprocess.run([sys.executable, "-c", code, "compare", str(tmp_path)], capture_output=True, text=True,
+                         env=env, timeout=60)  # fmt: skip
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"error: no usable run to compare ({tmp_path}: not a run folder (no config.yaml, meta.json, "
+        "metrics.jsonl) and holds none; skipped)"
+    ]
