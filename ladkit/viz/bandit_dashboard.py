@@ -43,7 +43,7 @@ def require_widgets() -> Any:
         import ipywidgets
     except ImportError as err:
         raise LadkitError(
-            f"the bandit dashboard needs ipywidgets and anywidget ({err.name or 'a widget library'} is missing);"
+            f"ladkit's notebook dashboards need ipywidgets and anywidget ({err.name or 'a widget library'} is missing);"
             " install the notebooks extra: pip install 'ladkit[notebooks]'"
         ) from None
     return ipywidgets
