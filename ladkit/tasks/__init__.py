@@ -8,6 +8,8 @@ Owns the task config schema (`TaskConfig`), the `TASKS` registry and `make_task(
     arithmetic.py   reasoning-gym basic_arithmetic and gsm_symbolic, scored with math-verify
     mathverify.py   answer extraction and math-verify in time-bounded worker processes
     datasets.py     hub ids or local files with field mapping and presets (gsm8k, math500, dapo_math, aime)
+    code.py         code tasks: extraction, reward from sandboxed tests (ladkit.sandbox), CodeTask
+    code_data.py    code presets (humaneval, humanevalplus, mbpp, deepcoder, code, code_builtin) and row schemas
     custom.py       user rewards by dotted path `package.module:function`
 """
 
@@ -20,6 +22,7 @@ from typing import Any
 from ladkit.errors import LadkitError
 from ladkit.registry import Registry
 from ladkit.tasks.base import Example, Message, RewardResult, Task
+from ladkit.tasks.code_data import CODE_PRESETS
 from ladkit.tasks.datasets import PRESETS
 
 TASKS: Registry[Callable[[TaskConfig], Task]] = Registry("task")
@@ -65,7 +68,12 @@ class TaskConfig:
     reward_timeout_s: float = 5.0
     """Wall-clock bound per math-verify check; an answer that takes longer scores 0 ('timeout')."""
     reward_workers: int = 4
-    """math-verify worker processes (checks run in parallel, off the training thread)."""
+    """math-verify worker processes (checks run in parallel, off the training thread); code: sandboxed test
+    executions at once."""
+    code_reward: str = "fraction"
+    """Code tasks: 'fraction' (share of tests passed) or 'all' (1 only when every test passes)."""
+    code_memory_mb: int = 512
+    """Code tasks: address-space limit per test execution in MiB (reward_timeout_s is its wall-clock limit)."""
 
     def __post_init__(self) -> None:
         TASKS.get(self.name)  # an unknown name lists the valid ones
@@ -89,7 +97,9 @@ class TaskConfig:
             raise LadkitError(f"task.name {self.name!r} is itself a preset; task.preset {self.preset!r} contradicts it")
         if self.name == "dataset" and self.dataset is None and self.preset is None:
             raise LadkitError("task.dataset is required for task.name 'dataset' (a hub id or a file), or set a preset")
-        if self.eval_size is None and self.name not in ("dataset", *PRESETS):
+        if self.name == "code" and self.dataset is None:
+            raise LadkitError("task.dataset is required for task.name 'code' (a hub id or a .jsonl of prompt/tests)")
+        if self.eval_size is None and self.name not in ("dataset", *PRESETS, *CODE_PRESETS):
             # "all of the eval split" is meaningful for data sets only; generators have no end
             raise LadkitError(f"task.eval_size must be a number for task {self.name!r}, got null")
 
@@ -100,6 +110,10 @@ class TaskConfig:
             raise LadkitError(f"task.reward_timeout_s must be > 0, got {self.reward_timeout_s}")
         if self.reward_workers < 1:
             raise LadkitError(f"task.reward_workers must be >= 1, got {self.reward_workers}")
+        if self.code_reward not in ("fraction", "all"):
+            raise LadkitError(f"task.code_reward must be 'fraction' or 'all', got {self.code_reward!r}")
+        if self.code_memory_mb < 64:
+            raise LadkitError(f"task.code_memory_mb must be >= 64 (Python itself needs ~30), got {self.code_memory_mb}")
 
 
 def _scorer(config: TaskConfig):
@@ -143,11 +157,31 @@ def _dataset(preset: str | None) -> Callable[[TaskConfig], Task]:
     return build
 
 
+def _code(preset: str) -> Callable[[TaskConfig], Task]:
+    def build(config: TaskConfig) -> Task:
+        import math
+
+        from ladkit.sandbox import Limits
+        from ladkit.tasks.code import CodeScorer, CodeTask
+
+        wall = config.reward_timeout_s
+        limits = Limits(wall_s=wall, cpu_s=max(1, math.ceil(wall)), memory_mb=config.code_memory_mb)
+        return CodeTask(
+            preset, config.dataset, config.dataset_config, config.split, config.eval_split, config.prompt_field,
+            config.answer_field, config.prompt_style, config.seed, config.train_size, config.eval_size,
+            CodeScorer(config.code_reward, limits, config.reward_workers),
+        )  # fmt: skip
+
+    return build
+
+
 TASKS.add("arithmetic", _arithmetic("basic_arithmetic"))
 TASKS.add("gsm_symbolic", _arithmetic("gsm_symbolic"))
 TASKS.add("dataset", _dataset(None))
 for _name in PRESETS:
     TASKS.add(_name, _dataset(_name))
+for _name in CODE_PRESETS:
+    TASKS.add(_name, _code(_name))
 
 
 def make_task(config: TaskConfig) -> Task:

@@ -49,7 +49,9 @@ def reward_module(tmp_path, monkeypatch):
 
 
 def test_registry_names():
-    assert set(TASKS) == {"countdown", "arithmetic", "gsm_symbolic", "dataset", "gsm8k", "math500", "dapo_math", "aime"}
+    maths = {"countdown", "arithmetic", "gsm_symbolic", "dataset", "gsm8k", "math500", "dapo_math", "aime"}
+    code = {"code", "code_builtin", "deepcoder", "humaneval", "humanevalplus", "mbpp"}
+    assert set(TASKS) == maths | code
 
 
 def test_defaults_make_the_compact_countdown_task():
@@ -73,7 +75,7 @@ def test_make_task_forwards_settings(data_file):
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"name": "sudoku"}, "unknown task 'sudoku'; valid tasks: aime, arithmetic, countdown"),
+        ({"name": "sudoku"}, "unknown task 'sudoku'; valid tasks: aime, arithmetic, code, code_builtin, countdown"),
         ({"prompt_style": "fancy"}, "task.prompt_style"),
         ({"train_size": 0}, "task.train_size"),
         ({"eval_size": -1}, "task.eval_size"),
