@@ -46,7 +46,8 @@ def train(
         "model.name_or_path": model, "model.lora": lora, "model.lora_rank": lora_rank, "model.lora_alpha": lora_alpha,
         "model.lora_dropout": lora_dropout, "model.target_modules": _modules(target_modules), "objective": objective,
         "lad.divergence": divergence, "lad.eta": eta, "lad.inv_eta": None if eta is not None else inv_eta,
-        "task.name": task, "task.dataset": dataset, "rollout.backend": backend, "steps": steps,
+        "task.name": task and task.replace("-", "_"), "task.dataset": dataset, "rollout.backend": backend,
+        "steps": steps,
         "group_size": group_size, "prompts_per_step": prompts_per_step, "optim.lr": lr, "seed": seed,
         "tensorboard": tensorboard,
     }  # fmt: skip
