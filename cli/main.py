@@ -10,6 +10,7 @@ import sys
 
 import typer
 from ladkit_cli import bandit, compare, train
+from ladkit_cli import eval as eval_cmd
 
 app = typer.Typer(
     name="ladkit",
@@ -21,6 +22,7 @@ app = typer.Typer(
 app.command("bandit")(bandit.bandit)
 app.command("train")(train.train)
 app.command("compare")(compare.compare)
+app.command("eval")(eval_cmd.eval_command)
 
 
 @app.callback()

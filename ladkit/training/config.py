@@ -117,6 +117,11 @@ class TrainConfig:
     """How many checkpoints to keep (the newest)."""
     samples_every: int = 1
     """Write sampled completions to samples/ every this many steps."""
+    tracked_prompts: int = 4
+    """Record G completions and their per-group distributions for the first N held-out prompts in
+    tracked.jsonl (0: off). Tracked samples use their own seeds and no gradient: training is unchanged."""
+    tracked_every: int = 1
+    """Record the tracked prompts every this many steps."""
     seed: int = 0
     """Seeds data order, sampling, dropout and initialisation."""
     tensorboard: bool = False
@@ -132,7 +137,9 @@ class TrainConfig:
         for name in ("steps", "prompts_per_step", "mini_batches", "epochs", "eval_samples", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise LadkitError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("eval_every", "checkpoint_every", "samples_every"):
+        if self.tracked_every < 1:
+            raise LadkitError(f"tracked_every must be >= 1, got {self.tracked_every}")
+        for name in ("eval_every", "checkpoint_every", "samples_every", "tracked_prompts"):
             if getattr(self, name) < 0:
                 raise LadkitError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.prompts_per_step % self.mini_batches:

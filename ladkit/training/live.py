@@ -14,6 +14,7 @@ COLUMNS = [
     ("reward", "reward/mean", "{:.3f}"),
     ("entropy", "policy/entropy", "{:.3f}"),
     ("distinct ok", "diversity/distinct_correct", "{:.2f}"),
+    ("dist-4", "diversity/dist4", "{:.3f}"),
     ("loss", "loss/value", "{:.4f}"),
     ("len", "completion/length_mean", "{:.1f}"),
     ("eval pass@1", "eval/pass@1", "{:.3f}"),

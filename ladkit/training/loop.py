@@ -2,7 +2,9 @@
 PPO-style passes over mini-batches with pi_old fixed -> metrics -> periodic eval -> checkpoint.
 
 Row `step` s of metrics.jsonl describes the rollouts of step s (sampled by the policy after s updates)
-and the update made on them. Works unchanged under torchrun / accelerate launch (see distributed.py).
+and the update made on them. tracked.jsonl holds, per step, one record per tracked held-out prompt (its G
+completions and per-group distributions, see metrics.track_before); callbacks see them as row["tracked"].
+Works unchanged under torchrun / accelerate launch (see distributed.py).
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from typing import Any
 
 import torch
 
+from ladkit.evaluation import group_metrics, policy_tokens
 from ladkit.training import checkpoint, collect, distributed
 from ladkit.training.config import TrainConfig
 from ladkit.training.data import sample_seed, shard, step_indices
-from ladkit.training.metrics import pass_at_k, policy_metrics, rollout_metrics
+from ladkit.training.metrics import diversity_metrics, policy_metrics, rollout_metrics, track_after, track_before
 from ladkit.training.optimise import recompute, update
 from ladkit.training.setup import TrainContext, build
 
@@ -34,6 +37,8 @@ class StopTraining(Exception):  # noqa: N818 (a signal, not an error)
 def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, callbacks: list[Callback] = ()) -> dict:
     """Train; returns the summary written to run_dir/summary.json."""
     ctx = build(config, Path(run_dir), resume)
+    if resume and ctx.info.is_main:
+        _trim_tracked(ctx.run_dir, ctx.start_step)
     tensorboard = _tensorboard(ctx) if config.tensorboard and ctx.info.is_main else None
     status, last = "completed", config.steps - 1
     try:
@@ -69,10 +74,13 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, callba
 
 
 def _log(ctx: TrainContext, tensorboard, row: dict, callbacks) -> None:
+    """metrics.jsonl (scalars only), tracked.jsonl, TensorBoard, then the callbacks (which see "tracked")."""
+    scalars = {key: value for key, value in row.items() if key != "tracked"}
     if ctx.info.is_main:
-        ctx.writer.log(row)
+        ctx.writer.log(scalars)
+        _append_tracked(ctx.run_dir, row.get("tracked", []))
         if tensorboard is not None:
-            for key, value in row.items():
+            for key, value in scalars.items():
                 if isinstance(value, (int, float)) and key != "step":
                     tensorboard.add_scalar(key, value, row["step"])
     for callback in callbacks:
@@ -97,13 +105,16 @@ def train_step(ctx: TrainContext, step: int) -> dict[str, Any]:
     micro = max(1, batch.num_sequences // (config.mini_batches * config.optim.grad_accumulation))
     reference = _reference(ctx)
     old_logprobs, entropy, ref_logprobs = recompute(ctx.model, batch, config.rollout.temperature, micro, reference)
+    tracked = track_before(ctx, step)  # after the step's own draws, own seeds, RNG restored: training unchanged
     stats = update(ctx, batch, old_logprobs, ref_logprobs)
+    tracked = track_after(ctx, tracked)
     ctx.backend.sync_weights(ctx.model)
     elapsed = time.perf_counter() - start
     tokens = float(batch.attention_mask.sum())
     row = {
         **rollout_metrics(batch),
         **policy_metrics(batch, old_logprobs, entropy),
+        **diversity_metrics(batch.records, config.group_size, policy_tokens(ctx.tokenizer)),
         **stats.metrics,
         "optim/skipped_steps": float(stats.skipped),
         "perf/step_time_s": elapsed,
@@ -114,12 +125,12 @@ def train_step(ctx: TrainContext, step: int) -> dict[str, Any]:
     row = {"step": step, **distributed.all_mean(row, ctx.info)}
     if ctx.info.is_main and config.samples_every and step % config.samples_every == 0:
         _write_samples(ctx.run_dir, step, batch.records)
-    return row
+    return {**row, "tracked": tracked} if tracked else row
 
 
 @torch.no_grad()
 def evaluate(ctx: TrainContext, step: int) -> dict[str, float]:
-    """Reward and unbiased pass@k on the held-out split (k = 1 and eval_samples)."""
+    """Held-out reward, pass@k / avg@k / maj@k (k = 1 and eval_samples) and diversity (ladkit.evaluation)."""
     config = ctx.config
     examples = list(ctx.task.eval_examples())
     examples = shard(
@@ -131,13 +142,8 @@ def evaluate(ctx: TrainContext, step: int) -> dict[str, float]:
     groups = collect.generate(ctx.backend, [ctx.prompt_ids(e) for e in examples], k, config.rollout.sampling(),
                               [sample_seed(config.seed + 1, step, i) for i in range(len(examples))])  # fmt: skip
     results = collect.score(ctx.task, groups, examples)
-    rewards = [[float(r.reward) if r.reward == r.reward else 0.0 for r in row] for row in results]
-    correct = [sum(r > 0.5 for r in row) for row in rewards]
-    metrics = {
-        "eval/reward_mean": sum(map(sum, rewards)) / (k * len(rewards)),
-        "eval/pass@1": sum(pass_at_k(k, c, 1) for c in correct) / len(correct),
-        f"eval/pass@{k}": sum(pass_at_k(k, c, k) for c in correct) / len(correct),
-    }
+    texts = [[c.text for c in g.completions] for g in groups]
+    metrics = group_metrics(results, texts, sorted({1, k}), policy_tokens(ctx.tokenizer))
     return distributed.all_mean(metrics, ctx.info)
 
 
@@ -148,6 +154,22 @@ def _reference(ctx: TrainContext):
 
         return reference_policy
     return None
+
+
+def _append_tracked(run_dir: Path, records: list[dict]) -> None:
+    if records:
+        with open(run_dir / "tracked.jsonl", "a", encoding="utf-8") as handle:
+            handle.writelines(json.dumps(record) + "\n" for record in records)
+
+
+def _trim_tracked(run_dir: Path, start_step: int) -> None:
+    """On resume, drop tracked records of the steps that will be redone (as metrics.jsonl does)."""
+    from ladkit.runs import read_rows, write_atomic
+
+    path = run_dir / "tracked.jsonl"
+    if path.is_file():
+        kept = [r for r in read_rows(path) if r.get("step", -1) < start_step]
+        write_atomic(path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
 def _write_samples(run_dir: Path, step: int, records: list[dict]) -> None:
