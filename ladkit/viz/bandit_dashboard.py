@@ -32,21 +32,9 @@ from ladkit.bandit.session import default_run_dir, run_and_record
 from ladkit.bandit.shapes import SHAPES
 from ladkit.errors import LadkitError
 from ladkit.objectives import DIVERGENCES, OBJECTIVES
+from ladkit.viz.widgets import WidgetDashboard, require_widgets
 
 CONFIG_FIELDS = {f.name for f in fields(BanditConfig)}
-
-
-def require_widgets() -> Any:
-    """The ipywidgets module, or a LadkitError naming the extra to install."""
-    try:
-        import anywidget  # noqa: F401  (plotly's FigureWidget is an anywidget)
-        import ipywidgets
-    except ImportError as err:
-        raise LadkitError(
-            f"ladkit's notebook dashboards need ipywidgets and anywidget ({err.name or 'a widget library'} is missing);"
-            " install the notebooks extra: pip install 'ladkit[notebooks]'"
-        ) from None
-    return ipywidgets
 
 
 def check_fields(settings: dict[str, Any]) -> None:
@@ -165,7 +153,7 @@ class LiveBanditFigure:
             data[ids.entropy].x, data[ids.entropy].y = steps, entropy
 
 
-class BanditDashboard:
+class BanditDashboard(WidgetDashboard):
     """Controls + Run button + live figure for the bandit; `run(**overrides)` does the same from code.
 
     `defaults` are BanditConfig fields that set the controls' starting values (validated like any config).
@@ -193,20 +181,6 @@ class BanditDashboard:
     def figure(self) -> go.FigureWidget:
         """The figure of the latest run (a new one per run: the panel grid follows the objectives)."""
         return self.live.figure
-
-    @property
-    def widget(self) -> Any:
-        """The whole dashboard as one ipywidgets VBox."""
-        return self._box
-
-    def display(self) -> None:
-        """Show the dashboard in the current cell (leaving `dash` last in a cell does the same)."""
-        from IPython.display import display
-
-        display(self._box)
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
-        return self._box._repr_mimebundle_(**kwargs)
 
     def _controls_box(self) -> Any:
         w, c = self._ipw, self.controls

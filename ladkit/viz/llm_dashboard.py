@@ -35,7 +35,7 @@ from ladkit.runs import run_name, unique_path
 from ladkit.training.config import TrainConfig
 from ladkit.training.loop import Callback, StopTraining, train
 from ladkit.training.resolve import preset_names, resolve
-from ladkit.viz.bandit_dashboard import require_widgets
+from ladkit.viz.widgets import WidgetDashboard, require_widgets
 
 # Control name -> the dotted TrainConfig key it sets (what `resolve` takes as a flag).
 CONTROL_KEYS = {
@@ -154,7 +154,7 @@ class LiveTrainFigures:
         return {key: list(trace.y or []) for (key, *_), trace in zip(DISTRIBUTIONS, traces)}
 
 
-class TrainDashboard:
+class TrainDashboard(WidgetDashboard):
     """Controls + Start/Stop + live figures for `train`; `run(**settings)` does the same from code.
 
     `preset` and `overrides` ("a.b=c", like `ladkit train --set`) give the base config; `controls` are
@@ -187,20 +187,6 @@ class TrainDashboard:
         self.stop_button = self._ipw.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
         self.start_button.on_click(lambda _button: self.start())
         self.stop_button.on_click(lambda _button: self.stop())
-
-    @property
-    def widget(self) -> Any:
-        """The whole dashboard as one ipywidgets VBox."""
-        return self._box
-
-    def display(self) -> None:
-        """Show the dashboard in the current cell (leaving `dash` last in a cell does the same)."""
-        from IPython.display import display
-
-        display(self._box)
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
-        return self._box._repr_mimebundle_(**kwargs)
 
     def _controls_box(self) -> Any:
         w, c = self._ipw, self.controls

@@ -16,7 +16,6 @@ import pytest
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
-kernelspec = pytest.importorskip("ipykernel.kernelspec")
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "bandit.ipynb"
 LINE = re.compile(
@@ -24,18 +23,6 @@ LINE = re.compile(
     r"entropy (?P<entropy>[\d.]+), max arm prob (?P<max_prob>[\d.]+), modes kept (?P<kept>\d+)/(?P<modes>\d+)$",
     re.MULTILINE,
 )
-
-
-@pytest.fixture
-def kernel_env(tmp_path, monkeypatch):
-    """A python3 kernelspec that launches this interpreter, and the smoke-size environment."""
-    prefix = tmp_path / "jupyter"
-    kernelspec.install(kernel_name="python3", prefix=str(prefix))  # argv[0] = sys.executable
-    monkeypatch.setenv("JUPYTER_PATH", str(prefix / "share" / "jupyter"))
-    monkeypatch.setenv("LADKIT_SMOKE", "1")
-    monkeypatch.setenv("LADKIT_RUN_ROOT", str(tmp_path / "runs"))
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    return tmp_path
 
 
 def stdout_of(cell) -> str:

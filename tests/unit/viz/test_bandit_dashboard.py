@@ -13,7 +13,7 @@ pytest.importorskip("anywidget")
 
 from ladkit.bandit.shapes import make_advantages  # noqa: E402
 from ladkit.errors import LadkitError  # noqa: E402
-from ladkit.viz import bandit_dashboard  # noqa: E402
+from ladkit.viz import widgets  # noqa: E402
 from ladkit.viz.bandit_dashboard import BanditDashboard, LiveBanditFigure  # noqa: E402
 
 
@@ -114,4 +114,4 @@ def test_bad_settings_by_name_are_errors():
 def test_missing_widgets_name_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ipywidgets", None)  # makes `import ipywidgets` raise ImportError
     with pytest.raises(LadkitError, match=r"pip install 'ladkit\[notebooks\]'"):
-        bandit_dashboard.require_widgets()
+        widgets.require_widgets()
