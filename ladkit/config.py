@@ -9,6 +9,7 @@ folder as config.yaml, so `build(cls, to_dict(c)) == c` (a test checks the round
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -32,10 +33,11 @@ def build(cls: type, data: dict[str, Any] | None, prefix: str = "") -> Any:
         )
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted(set(data) - set(fields), key=str)  # YAML keys may be ints, None, ...: order them as text
     if unknown:
         where = f" in {prefix.rstrip('.')}" if prefix else ""
-        raise LadkitError(f"unknown config key {prefix}{unknown[0]}{where}; valid keys: {', '.join(fields)}")
+        name = unknown[0] if isinstance(unknown[0], str) and unknown[0].isprintable() else _show(unknown[0])
+        raise LadkitError(f"unknown config key {prefix}{name}{where}; valid keys: {', '.join(fields)}")
     values = {name: _coerce(hints[name], data[name], prefix + name) for name in fields if name in data}
     try:
         return cls(**values)
@@ -58,17 +60,19 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
                 return _coerce(option, value, key)
             except LadkitError as err:
                 errors.append(str(err))
-        raise LadkitError(errors[0] if len(errors) == 1 else f"{key} = {value!r} has the wrong type; expected {hint}")
+        raise LadkitError(
+            errors[0] if len(errors) == 1 else f"{key} = {_show(value)} has the wrong type; expected {hint}"
+        )
     if origin is typing.Literal:
         if value not in typing.get_args(hint):
             allowed = ", ".join(map(str, typing.get_args(hint)))
-            raise LadkitError(f"{key} = {value!r} is not allowed; choose one of: {allowed}")
+            raise LadkitError(f"{key} = {_show(value)} is not allowed; choose one of: {allowed}")
         return value
     if origin in (list, tuple):
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)):
-            raise LadkitError(f"{key} must be a list, got {value!r}")
+            raise LadkitError(f"{key} must be a list, got {_show(value)}")
         (item,) = typing.get_args(hint)[:1] or (Any,)
         return [_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
     return _scalar(hint, value, key)
@@ -80,22 +84,39 @@ def _scalar(hint: Any, value: Any, key: str) -> Any:
     if hint is bool:
         if isinstance(value, bool):
             return value
-        raise LadkitError(f"{key} must be true or false, got {value!r}")
+        raise LadkitError(f"{key} must be true or false, got {_show(value)}")
     if hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
+            if not -INT_LIMIT <= value < INT_LIMIT:  # seeds, sizes and counts end up in int64 tensors and C APIs
+                raise LadkitError(f"{key} must be an integer in [-2**63, 2**63), got {_show(value)}")
             return value
-        raise LadkitError(f"{key} must be an integer, got {value!r}")
+        raise LadkitError(f"{key} must be an integer, got {_show(value)}")
     if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
         if isinstance(value, str) and _is_float(value):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            value = float(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            # no setting means anything at nan, and 10**400 overflows a float; inf is left to each field (GRPO's
+            # epsilon_high = inf turns clipping off), whose __post_init__ checks its range
+            if isinstance(value, int) and abs(value) >= INT_LIMIT or math.isnan(value):
+                raise LadkitError(f"{key} must be a number (not nan, below 2**63 in size), got {_show(value)}")
             return float(value)
-        raise LadkitError(f"{key} must be a number, got {value!r}")
+        raise LadkitError(f"{key} must be a number, got {_show(value)}")
     if hint is str:
         if isinstance(value, str):
             return value
-        raise LadkitError(f"{key} must be a string, got {value!r}")
+        raise LadkitError(f"{key} must be a string, got {_show(value)}")
     return value
+
+
+INT_LIMIT = 2**63
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    """`repr(value)` cut to one short line (a 5000-digit int cannot even be printed by default)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= INT_LIMIT:
+        return f"an integer of {value.bit_length()} bits"
+    text = repr(value).replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _is_float(text: str) -> bool:
@@ -112,11 +133,15 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise LadkitError(f"config file {path} does not exist; give a path to a YAML file or a preset name")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:  # includes a !!python/... tag: safe_load constructs plain data only
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise LadkitError(f"config file {path} is not valid YAML{where}; fix its syntax") from None
+    except UnicodeDecodeError:
+        raise LadkitError(f"config file {path} is not UTF-8 text; give a YAML file") from None
+    except RecursionError:
+        raise LadkitError(f"config file {path} is nested too deeply to be a config") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -133,7 +158,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             raise LadkitError(f"--set {item!r} is not key=value; write e.g. --set lad.inv_eta=4")
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError, ValueError):  # not YAML, absurdly nested, a 5000-digit int: text
             value = raw
         node = data
         parts = key.strip().split(".")

@@ -81,8 +81,9 @@ def unique_path(path: str | Path) -> Path:
 class RunWriter:
     """Creates a run folder and appends to it. Refuses to overwrite a folder that already holds a run."""
 
-    def __init__(self, path: str | Path, config: dict[str, Any], command: str):
+    def __init__(self, path: str | Path, config: dict[str, Any], command: str, durable: bool = False):
         self.path = Path(path)
+        self.durable = durable  # fsync every row: a later checkpoint never outlives its rows after a power loss
         if (self.path / "meta.json").exists():
             raise LadkitError(f"run folder {self.path} already holds a run; choose another --run-dir")
         try:
@@ -107,11 +108,11 @@ class RunWriter:
         self._metrics = open(self.path / "metrics.jsonl", "a", encoding="utf-8")
 
     @classmethod
-    def reopen(cls, path: str | Path, keep: Callable[[dict], bool]) -> RunWriter:
+    def reopen(cls, path: str | Path, keep: Callable[[dict], bool], durable: bool = False) -> RunWriter:
         """Continue an existing run: keep the metric rows `keep` accepts (a torn last line is dropped),
         rewrite metrics.jsonl atomically and append from there."""
         self = cls.__new__(cls)
-        self.path = Path(path)
+        self.path, self.durable = Path(path), durable
         meta_path = self.path / "meta.json"
         if not meta_path.is_file():
             raise LadkitError(f"{self.path} is not a ladkit run (no meta.json); give a run folder")
@@ -130,6 +131,8 @@ class RunWriter:
         """Append one metrics row and flush it (a reader sees every finished row)."""
         self._metrics.write(json.dumps(to_jsonable(row)) + "\n")
         self._metrics.flush()
+        if self.durable:
+            os.fsync(self._metrics.fileno())
 
     def write_json(self, name: str, data: Any) -> Path:
         path = self.path / name

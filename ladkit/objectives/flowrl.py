@@ -34,9 +34,9 @@ class FlowRLConfig:
     """Upper clip of the detached sequence importance weight; None leaves it unclipped."""
 
     def __post_init__(self) -> None:
-        if not self.beta > 0:
-            raise LadkitError(f"FlowRL beta must be > 0, got {self.beta}")
-        if self.importance_clip is not None and not self.importance_clip > 0:
+        if not 0 < self.beta < float("inf"):
+            raise LadkitError(f"FlowRL beta must be a finite number > 0, got {self.beta}")
+        if self.importance_clip is not None and not 0 < self.importance_clip < float("inf"):
             raise LadkitError(f"FlowRL importance_clip must be > 0 or unset, got {self.importance_clip}")
 
 

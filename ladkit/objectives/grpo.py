@@ -36,8 +36,10 @@ class GRPOConfig:
     def __post_init__(self) -> None:
         if not (self.epsilon_low >= 0 and self.epsilon_high >= 0):
             raise LadkitError(f"GRPO clip epsilons must be >= 0, got low={self.epsilon_low} high={self.epsilon_high}")
-        if not self.beta >= 0:
-            raise LadkitError(f"GRPO beta (KL weight) must be >= 0, got {self.beta}")
+        if not 0 <= self.beta < float("inf"):
+            raise LadkitError(f"GRPO beta (KL weight) must be a finite number >= 0, got {self.beta}")
+        if not self.epsilon_low < float("inf"):
+            raise LadkitError("GRPO epsilon_low must be finite (epsilon_high = inf is the way to turn the clip off)")
         check_aggregation(self.aggregation)
 
 

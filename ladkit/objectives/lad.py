@@ -50,7 +50,7 @@ class LADConfig:
         check_temperature(self.eta, self.inv_eta)
         if self.level not in ("sequence", "token"):
             raise LadkitError(f"LAD level must be 'sequence' or 'token', got {self.level!r}")
-        if self.log_ratio_clamp is not None and not self.log_ratio_clamp > 0:
+        if self.log_ratio_clamp is not None and not 0 < self.log_ratio_clamp < float("inf"):
             raise LadkitError(f"log_ratio_clamp must be > 0 or unset, got {self.log_ratio_clamp}")
         check_aggregation(self.aggregation)
 
@@ -62,9 +62,9 @@ class LADConfig:
 
 def check_temperature(eta: float | None, inv_eta: float | None) -> None:
     """eta (if given) or else inv_eta must be a positive number (shared by every config that sets LAD's eta)."""
-    if eta is not None and not eta > 0:
+    if eta is not None and not 0 < eta < float("inf"):
         raise LadkitError(f"eta must be > 0, got {eta}; it is the temperature of exp(A/eta)")
-    if eta is None and (inv_eta is None or not inv_eta > 0):
+    if eta is None and (inv_eta is None or not 0 < inv_eta < float("inf")):
         raise LadkitError(f"inv_eta (1/eta) must be > 0, got {inv_eta}; or give eta instead")
 
 

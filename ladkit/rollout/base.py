@@ -97,8 +97,8 @@ def check_sampling(sampling: SamplingConfig, where: str = "rollout: ") -> None:
     """Sampling settings every backend accepts (also checked when a training config is built)."""
     if sampling.max_new_tokens < 1:
         raise LadkitError(f"{where}max_new_tokens must be >= 1, got {sampling.max_new_tokens}")
-    if not sampling.temperature > 0:
-        raise LadkitError(f"{where}temperature must be > 0, got {sampling.temperature}")
+    if not 0 < sampling.temperature < float("inf"):
+        raise LadkitError(f"{where}temperature must be a finite number > 0, got {sampling.temperature}")
     if not 0 < sampling.top_p <= 1:
         raise LadkitError(f"{where}top_p must be in (0, 1], got {sampling.top_p}")
     if sampling.top_k < 0:

@@ -66,7 +66,8 @@ class TaskConfig:
     reward: str | None = None
     """Custom reward 'package.module:function', called as function(completion, example) (None: the task's)."""
     reward_timeout_s: float = 5.0
-    """Wall-clock bound per math-verify check; an answer that takes longer scores 0 ('timeout')."""
+    """Wall-clock bound per reward check (math-verify, a custom reward call, a code test); past it the sample
+    scores 0 with reason 'timeout'."""
     reward_workers: int = 4
     """math-verify worker processes (checks run in parallel, off the training thread); code: sandboxed test
     executions at once."""
@@ -74,6 +75,9 @@ class TaskConfig:
     """Code tasks: 'fraction' (share of tests passed) or 'all' (1 only when every test passes)."""
     code_memory_mb: int = 512
     """Code tasks: address-space limit per test execution in MiB (reward_timeout_s is its wall-clock limit)."""
+    max_skipped_fraction: float = 0.5
+    """Data sets: the run refuses to start when more than this share of a split's rows cannot be used (no
+    prompt or answer where the field mapping points); unusable rows below it are skipped and counted."""
 
     def __post_init__(self) -> None:
         TASKS.get(self.name)  # an unknown name lists the valid ones
@@ -91,6 +95,11 @@ class TaskConfig:
         self._check_reward()
 
     def _check_data_set(self) -> None:
+        for key in ("dataset", "dataset_config", "split", "prompt_field", "answer_field"):
+            if getattr(self, key) is not None and not str(getattr(self, key)).strip():
+                raise LadkitError(f"task.{key} is an empty string; give a value or leave it unset (null)")
+        if isinstance(self.eval_split, float) and not 0 < self.eval_split < 1:
+            raise LadkitError(f"task.eval_split as a fraction must be in (0, 1), got {self.eval_split}")
         if self.preset is not None and self.preset not in PRESETS:
             raise LadkitError(f"task.preset {self.preset!r} is unknown; valid presets: {', '.join(PRESETS)}")
         if self.name in PRESETS and self.preset not in (None, self.name):
@@ -112,6 +121,8 @@ class TaskConfig:
             raise LadkitError(f"task.reward_workers must be >= 1, got {self.reward_workers}")
         if self.code_reward not in ("fraction", "all"):
             raise LadkitError(f"task.code_reward must be 'fraction' or 'all', got {self.code_reward!r}")
+        if not 0 <= self.max_skipped_fraction <= 1:
+            raise LadkitError(f"task.max_skipped_fraction must be in [0, 1], got {self.max_skipped_fraction}")
         if self.code_memory_mb < 64:
             raise LadkitError(f"task.code_memory_mb must be >= 64 (Python itself needs ~30), got {self.code_memory_mb}")
 
@@ -151,7 +162,7 @@ def _dataset(preset: str | None) -> Callable[[TaskConfig], Task]:
         return DatasetTask(
             config.dataset, preset or config.preset, config.dataset_config, config.split, config.eval_split,
             config.prompt_field, config.answer_field, config.prompt_style, config.seed, config.train_size,
-            config.eval_size, _scorer(config),
+            config.eval_size, _scorer(config), config.max_skipped_fraction,
         )  # fmt: skip
 
     return build
@@ -191,7 +202,7 @@ def make_task(config: TaskConfig) -> Task:
         return task
     from ladkit.tasks.custom import CustomReward, WithCustomReward
 
-    return WithCustomReward(task, CustomReward(config.reward))
+    return WithCustomReward(task, CustomReward(config.reward, config.reward_timeout_s))
 
 
 __all__ = ["TASKS", "Example", "Message", "RewardResult", "Task", "TaskConfig", "make_task"]

@@ -50,3 +50,7 @@ class Task(Protocol):
     def score(self, completions: Sequence[str], examples: Sequence[Example]) -> list[RewardResult]:
         """Rewards for completions[i] answering examples[i] (batched so slow verifiers can run in parallel)."""
         ...
+
+
+class RewardWarning(UserWarning):
+    """A reward could not be computed for some completions (they train with advantage 0); once per error."""

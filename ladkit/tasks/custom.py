@@ -3,8 +3,12 @@
 Owns loading the function and adapting what it returns. The function is called as
 `function(completion: str, example: Example)` and may return a float, a `RewardResult`, or a dict with
 "reward" and optional "parts" / "reason" / "extracted" (any other numeric keys are taken as parts).
-It runs in the calling process, one completion at a time; an exception in it is a bug in the reward and
-stops the run with a one-line error naming the function and the example.
+It runs in the calling process, one completion at a time, each call bounded by `timeout_s` seconds of
+wall-clock time (training.faults.call_with_timeout: a SIGALRM timer in the main thread; elsewhere a daemon
+thread that is abandoned, still running, when it times out). A call that raises, returns something that
+is not a finite number (NaN, None, a string, ...) or times out gives that completion a NaN reward (reason
+"reward_error" or "timeout"): it trains with advantage 0, is counted in `reward/failed`, and the first
+occurrence of each distinct error is reported as a RewardWarning naming the function and the example.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 
 from ladkit.errors import LadkitError
 from ladkit.tasks.base import Example, RewardResult
+from ladkit.training.faults import ERROR, TIMEOUT, RewardTimeout, call_with_timeout, failed, warn_once
 
 RewardFunction = Callable[[str, Example], Any]
 
@@ -61,24 +66,36 @@ def _number(value: Any, path: str) -> float:
     return float(value)
 
 
-class CustomReward:
-    """Scores completions with a user function loaded from a dotted path."""
+DEFAULT_TIMEOUT_S = 10.0  # wall-clock limit of one call when none is given (read when a reward is built)
 
-    def __init__(self, path: str):
+
+class CustomReward:
+    """Scores completions with a user function loaded from a dotted path, one isolated call each.
+
+    timeout_s: wall-clock limit of one call (None: DEFAULT_TIMEOUT_S; math.inf: no limit).
+    """
+
+    def __init__(self, path: str, timeout_s: float | None = None):
         self.path = path
+        self.timeout_s = DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s
         self.function = load_reward(path)
+        self.seen: set[str] = set()  # errors already warned about
 
     def score(self, completions: Sequence[str], examples: Sequence[Example]) -> list[RewardResult]:
-        results = []
-        for completion, example in zip(completions, examples, strict=True):
-            try:
-                value = self.function(completion, example)
-            except Exception as error:
-                raise LadkitError(
-                    f"reward {self.path!r} raised {type(error).__name__} on example {example.id!r}: {error}"
-                ) from error
-            results.append(to_result(value, self.path))
-        return results
+        return [self.score_one(c, e) for c, e in zip(completions, examples, strict=True)]
+
+    def score_one(self, completion: str, example: Example) -> RewardResult:
+        """The reward of one completion; a failed result (NaN) when the function fails on it."""
+        try:
+            return to_result(call_with_timeout(self.function, (completion, example), self.timeout_s), self.path)
+        except RewardTimeout:
+            key, reason = f"timed out after {self.timeout_s:g} s", TIMEOUT
+        except LadkitError as error:  # a bad return value (to_result)
+            key, reason = str(error).removeprefix(f"reward {self.path!r} "), ERROR
+        except Exception as error:
+            key, reason = f"raised {type(error).__name__}: {error}", ERROR
+        warn_once(self.seen, key, f"reward {self.path!r} {key} on example {example.id!r}; such samples get no reward")
+        return failed(reason)
 
 
 class WithCustomReward:

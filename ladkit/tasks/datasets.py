@@ -147,7 +147,7 @@ def _fields_at(rows: list[dict], path: str) -> tuple[str, list[str]]:
             node = resolve(row, parent)
             if isinstance(node, dict):
                 return parent, sorted(node)
-    return "", sorted({key for row in rows for key in row})
+    return "", sorted({str(key) for row in rows if isinstance(row, dict) for key in row})
 
 
 def check_field(rows: list[dict], path: str, role: str, source: str) -> None:
@@ -208,6 +208,7 @@ class DatasetTask:
         train_size: int | None = None,
         eval_size: int | None = 200,
         scorer: MathVerifyScorer | None = None,
+        max_skipped_fraction: float = 0.5,
     ):
         if preset is not None and preset not in PRESETS:
             raise LadkitError(f"unknown data set preset {preset!r}; valid presets: {', '.join(PRESETS)}")
@@ -229,6 +230,7 @@ class DatasetTask:
         self.prompt_style, self.seed = prompt_style, seed
         self.train_size, self.eval_size = train_size, eval_size
         self.scorer = scorer or MathVerifyScorer()
+        self.max_skipped_fraction = max_skipped_fraction
         self.stats: dict[str, dict[str, int]] = {}
         self._splits: tuple[list[Example], list[Example]] | None = None
 
@@ -252,7 +254,17 @@ class DatasetTask:
             seen.add(key)
             example_id = f"{self.name}-{split}-{index}"
             examples.append(Example(example_id, self._styled(prompt), answer, {"split": split, "row": index}))
+        self._check_skipped(source, stats)
         return _Split(examples, stats)
+
+    def _check_skipped(self, source: str, stats: dict[str, int]) -> None:
+        """Refuse data that is mostly unusable: a wrong field mapping or a broken file, not a few gaps."""
+        skipped, total = stats["skipped"], stats["rows"]
+        if total and skipped > self.max_skipped_fraction * total:
+            raise LadkitError(
+                f"{skipped} of {total} rows of {source} could not be used (no usable {self.prompt_field!r} or "
+                f"{self.answer_field!r}); fix the data or the field mapping, or raise task.max_skipped_fraction"
+            )
 
     def _styled(self, prompt: str | list[Message]) -> str | list[Message]:
         if isinstance(prompt, list) or self.prompt_style == "compact":

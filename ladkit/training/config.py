@@ -6,6 +6,7 @@ Resolution order (STYLE.md): these defaults <- a preset or YAML file (`--config`
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from ladkit.advantages import ESTIMATORS
@@ -39,6 +40,12 @@ class RolloutConfig:
         if self.backend not in ("hf", "vllm"):
             raise LadkitError(f"rollout.backend must be 'hf' or 'vllm', got {self.backend!r}")
         check_sampling(self.sampling(), where="rollout.")
+        if not 0 < self.vllm_gpu_memory_utilization <= 1:
+            raise LadkitError(
+                f"rollout.vllm_gpu_memory_utilization must be in (0, 1], got {self.vllm_gpu_memory_utilization}"
+            )
+        if self.vllm_max_model_len is not None and self.vllm_max_model_len < 1:
+            raise LadkitError(f"rollout.vllm_max_model_len must be >= 1 or unset, got {self.vllm_max_model_len}")
 
     def sampling(self, seed: int | None = None) -> SamplingConfig:
         """The backends' SamplingConfig for these settings."""
@@ -65,8 +72,12 @@ class OptimConfig:
     """Micro-batches accumulated per mini-batch (memory knob; the result does not depend on it)."""
 
     def __post_init__(self) -> None:
-        if not self.lr > 0:
-            raise LadkitError(f"optim.lr must be > 0, got {self.lr}")
+        if not 0 < self.lr < math.inf:
+            raise LadkitError(f"optim.lr must be a finite number > 0, got {self.lr}")
+        if not 0 <= self.weight_decay < math.inf:
+            raise LadkitError(f"optim.weight_decay must be a finite number >= 0, got {self.weight_decay}")
+        if self.max_grad_norm is not None and not 0 < self.max_grad_norm < math.inf:
+            raise LadkitError(f"optim.max_grad_norm must be a finite number > 0 or unset, got {self.max_grad_norm}")
         if self.schedule not in ("constant", "linear", "cosine"):
             raise LadkitError(f"optim.schedule must be constant, linear or cosine, got {self.schedule!r}")
         if self.grad_accumulation < 1 or self.warmup_steps < 0:
@@ -126,6 +137,9 @@ class TrainConfig:
     """Seeds data order, sampling, dropout and initialisation."""
     tensorboard: bool = False
     """Also log metrics to TensorBoard (run_dir/tensorboard)."""
+    max_skipped_steps: int = 10
+    """Stop the run (status failed) after this many consecutive optimiser steps skipped for a non-finite loss
+    or gradient (0: never stop). The count starts again at 0 on resume."""
 
     def __post_init__(self) -> None:
         OBJECTIVES.get(self.objective)
@@ -139,13 +153,15 @@ class TrainConfig:
                 raise LadkitError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.tracked_every < 1:
             raise LadkitError(f"tracked_every must be >= 1, got {self.tracked_every}")
-        for name in ("eval_every", "checkpoint_every", "samples_every", "tracked_prompts"):
+        for name in ("eval_every", "checkpoint_every", "samples_every", "tracked_prompts", "max_skipped_steps"):
             if getattr(self, name) < 0:
                 raise LadkitError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.prompts_per_step % self.mini_batches:
             raise LadkitError(
                 f"prompts_per_step ({self.prompts_per_step}) must be divisible by mini_batches ({self.mini_batches})"
             )
+        if self.seed < 0:
+            raise LadkitError(f"seed must be >= 0, got {self.seed}")
         if self.advantage_scale not in ("group", "batch", "none"):
             raise LadkitError(f"advantage_scale must be group, batch or none, got {self.advantage_scale!r}")
 

@@ -23,7 +23,7 @@ from ladkit.training import checkpoint, collect, distributed
 from ladkit.training.config import TrainConfig
 from ladkit.training.data import sample_seed, shard, step_indices
 from ladkit.training.metrics import diversity_metrics, policy_metrics, rollout_metrics, track_after, track_before
-from ladkit.training.optimise import recompute, update
+from ladkit.training.optimise import SkipGuard, recompute, update
 from ladkit.training.setup import TrainContext, build
 
 Callback = Callable[[int, dict[str, Any], TrainContext], None]
@@ -41,11 +41,12 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, callba
         _trim_tracked(ctx.run_dir, ctx.start_step)
     tensorboard = _tensorboard(ctx) if config.tensorboard and ctx.info.is_main else None
     status, last = "completed", config.steps - 1
+    guard = SkipGuard(config.max_skipped_steps)  # consecutive non-finite optimiser steps stop the run
     try:
         for step in range(ctx.start_step, config.steps):
             due = config.eval_every and step % config.eval_every == 0
             before = evaluate(ctx, step) if due else {}  # the policy that samples this step's rollouts
-            row = {**train_step(ctx, step), **before}
+            row = {**train_step(ctx, step, guard), **before}
             try:
                 _log(ctx, tensorboard, row, callbacks)
             except StopTraining:
@@ -87,7 +88,7 @@ def _log(ctx: TrainContext, tensorboard, row: dict, callbacks) -> None:
         callback(row["step"], row, ctx)
 
 
-def train_step(ctx: TrainContext, step: int) -> dict[str, Any]:
+def train_step(ctx: TrainContext, step: int, guard: SkipGuard | None = None) -> dict[str, Any]:
     """One RL step; returns its metrics row (averaged over processes)."""
     config, start = ctx.config, time.perf_counter()
     torch.manual_seed(sample_seed(config.seed, step, 1_000_000 + ctx.info.rank))  # dropout etc. per step
@@ -106,7 +107,7 @@ def train_step(ctx: TrainContext, step: int) -> dict[str, Any]:
     reference = _reference(ctx)
     old_logprobs, entropy, ref_logprobs = recompute(ctx.model, batch, config.rollout.temperature, micro, reference)
     tracked = track_before(ctx, step)  # after the step's own draws, own seeds, RNG restored: training unchanged
-    stats = update(ctx, batch, old_logprobs, ref_logprobs)
+    stats = update(ctx, batch, old_logprobs, ref_logprobs, guard)
     tracked = track_after(ctx, tracked)
     ctx.backend.sync_weights(ctx.model)
     elapsed = time.perf_counter() - start

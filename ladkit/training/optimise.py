@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ladkit.errors import LadkitError
 from ladkit.objectives import objective_loss
 from ladkit.training.batch import RolloutBatch
 from ladkit.training.policy import response_logprobs
@@ -25,6 +26,22 @@ class StepStats:
 
     metrics: dict[str, float] = field(default_factory=dict)
     skipped: int = 0  # optimiser steps skipped for a non-finite loss or gradient
+
+
+@dataclass
+class SkipGuard:
+    """Counts consecutive skipped optimiser steps (across RL steps) and stops the run past `limit` (0: never)."""
+
+    limit: int
+    run: int = 0  # consecutive skips so far
+
+    def record(self, skipped: bool) -> None:
+        self.run = self.run + 1 if skipped else 0
+        if self.limit and self.run >= self.limit:
+            raise LadkitError(
+                f"training stopped: {self.run} consecutive optimiser steps had a non-finite loss or gradient "
+                "(lower optim.lr, or check rewards/advantages)"
+            )
 
 
 @torch.no_grad()
@@ -51,13 +68,15 @@ def mini_batch_rows(batch: RolloutBatch, mini_batches: int) -> list[torch.Tensor
     return [torch.nonzero(prompt % mini_batches == m).flatten() for m in range(mini_batches)]
 
 
-def update(ctx, batch: RolloutBatch, old_logprobs, ref_logprobs) -> StepStats:
-    """Epochs x mini-batches of optimiser steps on `batch` with pi_old fixed."""
+def update(ctx, batch: RolloutBatch, old_logprobs, ref_logprobs, guard: SkipGuard | None = None) -> StepStats:
+    """Epochs x mini-batches of optimiser steps on `batch` with pi_old fixed (`guard` counts skipped steps)."""
     config, stats, sums = ctx.config, StepStats(), {}
     steps = 0
     for _ in range(config.epochs):
         for rows in mini_batch_rows(batch, config.mini_batches):
             metrics = mini_batch_step(ctx, batch, rows, old_logprobs, ref_logprobs)
+            if guard is not None:
+                guard.record(metrics is None)
             if metrics is None:
                 stats.skipped += 1
                 continue

@@ -73,6 +73,8 @@ def build(config: TrainConfig, run_dir: Path, resume: bool = False) -> TrainCont
     from ladkit.rollout import make_backend
     from ladkit.tasks import make_task
 
+    if resume and checkpoint.latest(run_dir) is None:  # before minutes of model loading, not after
+        raise LadkitError(f"run {run_dir} has no complete checkpoint to resume from; start a new run")
     info = distributed.setup()
     if config.prompts_per_step % (info.world_size * config.mini_batches):
         raise LadkitError(
@@ -111,7 +113,7 @@ def build(config: TrainConfig, run_dir: Path, resume: bool = False) -> TrainCont
     elif info.is_main:
         from ladkit.runs import RunWriter
 
-        ctx.writer = RunWriter(run_dir, to_dict(config), command="train")
+        ctx.writer = RunWriter(run_dir, to_dict(config), command="train", durable=True)
     return ctx
 
 
@@ -134,7 +136,7 @@ def _resume(ctx: TrainContext) -> None:
     if ctx.info.is_main:
         from ladkit.runs import RunWriter
 
-        ctx.writer = RunWriter.reopen(ctx.run_dir, keep=lambda row: row.get("step", -1) <= step)
+        ctx.writer = RunWriter.reopen(ctx.run_dir, keep=lambda row: row.get("step", -1) <= step, durable=True)
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:

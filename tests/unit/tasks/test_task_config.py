@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import textwrap
 
 import pytest
@@ -11,6 +12,7 @@ from ladkit.config import build
 from ladkit.errors import LadkitError, UnknownNameError
 from ladkit.tasks import TASKS, RewardResult, TaskConfig, make_task
 from ladkit.tasks.arithmetic import ArithmeticTask
+from ladkit.tasks.base import RewardWarning
 from ladkit.tasks.countdown import CountdownTask
 from ladkit.tasks.datasets import DatasetTask
 
@@ -146,7 +148,12 @@ def test_bad_reward_paths_are_one_line_errors(data_file, reward_module, function
 
 
 def test_reward_function_failures_are_reported(data_file, reward_module):
-    for function, message in [("broken", "raised ZeroDivisionError on example"), ("not_a_number", "finite number")]:
+    # a failing reward does not stop scoring: that sample gets NaN (no reward) and a warning names the error
+    for function, message in [
+        ("broken", "raised ZeroDivisionError: oops on example"),
+        ("not_a_number", "finite number"),
+    ]:
         task = make_task(TaskConfig(name="dataset", dataset=data_file, reward=f"{reward_module}:{function}"))
-        with pytest.raises(LadkitError, match=message):
-            task.score(["x"], task.train_examples()[:1])
+        with pytest.warns(RewardWarning, match=message):
+            (result,) = task.score(["x"], task.train_examples()[:1])
+        assert math.isnan(result.reward) and result.reason == "reward_error"

@@ -150,10 +150,10 @@ def test_stop_ends_the_run_after_the_step_in_which_it_was_pressed(tmp_path, monk
     dash = TrainDashboard(run_root=tmp_path / "runs", overrides=SMALL, **SIZES)
     original = loop.train_step
 
-    def press_stop_during_step_1(ctx, step):  # a click that lands while step 1 is training
+    def press_stop_during_step_1(ctx, step, *rest):  # a click that lands while step 1 is training
         if step == 1:
             dash.stop_button.click()
-        return original(ctx, step)
+        return original(ctx, step, *rest)
 
     monkeypatch.setattr(loop, "train_step", press_stop_during_step_1)
     summary = dash.run(run_dir=tmp_path / "stopped")
@@ -170,11 +170,11 @@ def test_start_trains_in_a_thread_and_the_stop_button_stops_it(tmp_path, monkeyp
     dash = TrainDashboard(run_root=tmp_path / "runs", overrides=SMALL, **{**SIZES, "steps": 3})
     original, clicked = loop.train_step, []
 
-    def press_stop_during_step_0(ctx, step):
+    def press_stop_during_step_0(ctx, step, *rest):
         if step == 0:
             dash.stop_button.click()
             clicked.append(dash.stop_button.disabled)  # Stop disables itself: one press is enough
-        return original(ctx, step)
+        return original(ctx, step, *rest)
 
     monkeypatch.setattr(loop, "train_step", press_stop_during_step_0)
     dash.start_button.click()  # the handler starts a daemon thread and returns at once
