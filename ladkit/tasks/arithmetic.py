@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from ladkit.errors import LadkitError
-from ladkit.tasks.base import Example, RewardResult
+from ladkit.tasks.base import Example, GeneratedSplits, RewardResult
 from ladkit.tasks.mathverify import MathVerifyScorer, extract_answer, first_line
 
 # Small problems by default, so the built-in character-level model can learn them; widen via options.
@@ -24,7 +24,6 @@ DEFAULT_OPTIONS = {
     "basic_arithmetic": {"min_terms": 2, "max_terms": 3, "min_digits": 1, "max_digits": 2},
     "gsm_symbolic": {},
 }
-EVAL_SEED_OFFSET = 1_000_000_007  # reasoning-gym seeds item i with seed + i: keep the splits' seeds apart
 BOXED_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 
 
@@ -50,7 +49,7 @@ def _generate(generator: str, seed: int, count: int, options: tuple, exclude: fr
     return tuple(entries)
 
 
-class ArithmeticTask:
+class ArithmeticTask(GeneratedSplits):
     """A reasoning-gym maths generator (`basic_arithmetic` or `gsm_symbolic`) with a math-verify reward."""
 
     def __init__(
@@ -72,8 +71,6 @@ class ArithmeticTask:
         self.train_size, self.eval_size = train_size, eval_size
         self.options = {**DEFAULT_OPTIONS[generator], **(generator_options or {})}
         self.scorer = scorer or MathVerifyScorer()
-        self._train: list[Example] | None = None
-        self._eval: list[Example] | None = None
 
     def _build(self, seed: int, count: int, exclude: frozenset) -> list[Example]:
         options = tuple(sorted(self.options.items()))
@@ -97,16 +94,9 @@ class ArithmeticTask:
             return entry["metadata"]["expression"].replace(" ", "") + "="
         return f"{entry['question']}\nAnswer:"
 
-    def eval_examples(self) -> list[Example]:
-        if self._eval is None:
-            self._eval = self._build(self.seed + EVAL_SEED_OFFSET, self.eval_size, frozenset())
-        return self._eval
-
-    def train_examples(self) -> list[Example]:
-        if self._train is None:
-            held_out = frozenset(e.metadata["question"] for e in self.eval_examples())
-            self._train = self._build(self.seed, self.train_size, held_out)
-        return self._train
+    def _key(self, example: Example):
+        """What makes two problems the same (eval problems are kept out of training)."""
+        return example.metadata["question"]
 
     def score(self, completions: Sequence[str], examples: Sequence[Example]) -> list[RewardResult]:
         extract = first_line if self.prompt_style == "compact" else extract_answer

@@ -54,3 +54,33 @@ class Task(Protocol):
 
 class RewardWarning(UserWarning):
     """A reward could not be computed for some completions (they train with advantage 0); once per error."""
+
+
+class GeneratedSplits:
+    """Mixin for procedurally generated tasks: a held-out eval split drawn with its own seed, then a training
+    split generated without the eval problems (`_build(seed, count, exclude)` and `_key(example)` given by the task).
+    """
+
+    EVAL_SEED_OFFSET = 1_000_000_007  # item i is seeded seed + i: a nearby seed would repeat the training items
+    seed: int
+    train_size: int
+    eval_size: int
+    _train: list[Example] | None = None
+    _eval: list[Example] | None = None
+
+    def _build(self, seed: int, count: int, exclude: frozenset) -> list[Example]:
+        raise NotImplementedError
+
+    def _key(self, example: Example):
+        raise NotImplementedError
+
+    def eval_examples(self) -> list[Example]:
+        if self._eval is None:
+            self._eval = self._build(self.seed + self.EVAL_SEED_OFFSET, self.eval_size, frozenset())
+        return self._eval
+
+    def train_examples(self) -> list[Example]:
+        if self._train is None:
+            held_out = frozenset(self._key(e) for e in self.eval_examples())
+            self._train = self._build(self.seed, self.train_size, held_out)
+        return self._train

@@ -21,14 +21,13 @@ from fractions import Fraction
 from functools import lru_cache
 
 from ladkit.errors import LadkitError
-from ladkit.tasks.base import Example, Message, RewardResult
+from ladkit.tasks.base import Example, GeneratedSplits, Message, RewardResult
 from ladkit.tasks.expressions import BinOp, ExpressionError, Node, Num, canonical, evaluate, literals, parse_expression
 
 # DESIGN.md 1.6: values 1-10 and targets 10-40 give 4-number problems a median of 5 distinct solutions.
 DEFAULT_GENERATOR = {"min_value": 1, "max_value": 10, "min_target": 10, "max_target": 40}
 # reasoning-gym seeds item i with Random(seed + i): held-out items start this far away, so the two splits
 # never draw the same generator state (a dedup by problem then removes chance collisions).
-EVAL_SEED_OFFSET = 1_000_000_007
 MAX_SOLVER_NUMBERS = 5
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
 
@@ -166,7 +165,7 @@ def _example(seed: int, index: int, meta: dict) -> Example:
     return Example(id=f"countdown-{seed}-{index}", prompt="", answer=target, metadata=metadata)
 
 
-class CountdownTask:
+class CountdownTask(GeneratedSplits):
     """Countdown problems from reasoning-gym with a disjoint held-out split; see the module docstring."""
 
     name = "countdown"
@@ -185,8 +184,6 @@ class CountdownTask:
         self.prompt_style, self.seed, self.num_numbers = prompt_style, seed, num_numbers
         self.train_size, self.eval_size = train_size, eval_size
         self.generator_options = {**DEFAULT_GENERATOR, **(generator_options or {})}
-        self._train: list[Example] | None = None
-        self._eval: list[Example] | None = None
 
     def _build(self, seed: int, count: int, exclude: frozenset) -> list[Example]:
         options = tuple(sorted(self.generator_options.items()))
@@ -201,16 +198,9 @@ class CountdownTask:
         prompt = compact_prompt(numbers, target) if self.prompt_style == "compact" else chat_prompt(numbers, target)
         return Example(example.id, prompt, example.answer, dict(example.metadata))
 
-    def eval_examples(self) -> list[Example]:
-        if self._eval is None:
-            self._eval = self._build(self.seed + EVAL_SEED_OFFSET, self.eval_size, frozenset())
-        return self._eval
-
-    def train_examples(self) -> list[Example]:
-        if self._train is None:
-            held_out = frozenset(problem_key(e.metadata["numbers"], e.answer) for e in self.eval_examples())
-            self._train = self._build(self.seed, self.train_size, held_out)
-        return self._train
+    def _key(self, example: Example):
+        """What makes two problems the same (eval problems are kept out of training)."""
+        return problem_key(example.metadata["numbers"], example.answer)
 
     def score(self, completions: Sequence[str], examples: Sequence[Example]) -> list[RewardResult]:
         return [

@@ -30,14 +30,8 @@ def stdout_of(cell) -> str:
 
 
 @pytest.mark.slow
-def test_bandit_notebook_executes_and_prints_its_runs(kernel_env):
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    for cell in notebook.cells:  # committed without outputs
-        if cell.cell_type == "code":
-            assert cell.execution_count is None and cell.outputs == [], "strip outputs before committing"
-    client = nbclient.NotebookClient(
-        notebook, kernel_name="python3", timeout=120, resources={"metadata": {"path": str(kernel_env)}}
-    )
+def test_bandit_notebook_executes_and_prints_its_runs(kernel_env, notebook_client):
+    notebook, client = notebook_client(NOTEBOOK)
     client.execute()  # raises CellExecutionError on the first failing cell
 
     printed = stdout_of(notebook.cells[-1])

@@ -31,14 +31,8 @@ def printed(cell, name: str) -> str:
 
 
 @pytest.mark.slow
-def test_llm_dashboard_notebook_executes_and_prints_its_run(kernel_env):
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    for cell in notebook.cells:  # committed without outputs
-        if cell.cell_type == "code":
-            assert cell.execution_count is None and cell.outputs == [], "strip outputs before committing"
-    client = nbclient.NotebookClient(
-        notebook, kernel_name="python3", timeout=120, resources={"metadata": {"path": str(kernel_env)}}
-    )
+def test_llm_dashboard_notebook_executes_and_prints_its_run(kernel_env, notebook_client):
+    notebook, client = notebook_client(NOTEBOOK)
     start = time.perf_counter()
     client.execute()  # raises CellExecutionError on the first failing cell
     assert time.perf_counter() - start < 60  # smoke size: a 4-step run on the built-in model
