@@ -16,6 +16,7 @@ from typing import Any
 
 from ladkit.errors import LadkitError
 from ladkit.metrics import avg_at_k, dist_n, distinct_correct_answers, maj_at_k, pass_at_k, self_bleu
+from ladkit.runs import to_jsonable
 from ladkit.tasks.base import RewardResult
 
 EVAL_SEED_OFFSET = 3  # eval samples never share seeds with training (seed), in-loop eval (+1) or tracked (+2)
@@ -84,7 +85,7 @@ def evaluate_run(
     row = {"step": target.step, "checkpoint": str(target.weights), **row}
     target.out.mkdir(parents=True, exist_ok=True)
     with open(target.out / "eval.jsonl", "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(row) + "\n")
+        handle.write(json.dumps(to_jsonable(row)) + "\n")
     return row
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from ladkit.evaluation import group_metrics, policy_tokens
+from ladkit.runs import to_jsonable
 from ladkit.training import checkpoint, collect, distributed
 from ladkit.training.config import TrainConfig
 from ladkit.training.data import sample_seed, shard, step_indices
@@ -160,7 +161,7 @@ def _reference(ctx: TrainContext):
 def _append_tracked(run_dir: Path, records: list[dict]) -> None:
     if records:
         with open(run_dir / "tracked.jsonl", "a", encoding="utf-8") as handle:
-            handle.writelines(json.dumps(record) + "\n" for record in records)
+            handle.writelines(json.dumps(to_jsonable(record)) + "\n" for record in records)
 
 
 def _trim_tracked(run_dir: Path, start_step: int) -> None:
@@ -178,7 +179,7 @@ def _write_samples(run_dir: Path, step: int, records: list[dict]) -> None:
     folder.mkdir(exist_ok=True)
     with open(folder / f"step_{step:06d}.jsonl", "w", encoding="utf-8") as handle:
         for record in records:
-            handle.write(json.dumps(record) + "\n")
+            handle.write(json.dumps(to_jsonable(record)) + "\n")  # strict JSON: a failed reward is null
 
 
 def _peak_memory_mb() -> float:

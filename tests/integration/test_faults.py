@@ -65,7 +65,7 @@ def test_reward_faults_leave_training_running(fault, tmp_path, monkeypatch):
         assert rows[step]["reward/failed"] == len(failed)
         for j, record in enumerate(records):
             if j in failed:
-                assert math.isnan(record["reward"]) and record["advantage"] == 0.0
+                assert record["reward"] is None and record["advantage"] == 0.0  # NaN is written as null (strict JSON)
                 assert record["reason"] == ("timeout" if fault == "hang" else "reward_error")
             else:
                 assert math.isfinite(record["reward"])
