@@ -1,0 +1,294 @@
+"""Benchmark: the paper's claims in miniature on the built-in countdown task (issue 7, point 4).
+
+Owns the grid, its runs and its summary. The main grid trains GRPO, LAD-js, LAD-kl, LAD-tv and FlowRL on the
+built-in default (preset `default`: the ~1M-parameter character Llama, LoRA, countdown, 100 steps, B = 16,
+G = 8, max_new_tokens 16, lr 5e-4 for every objective) for seeds 0, 1, 2, with 8 samples per held-out prompt
+so that pass@1 and pass@8 are measured (`--set eval_samples=8`). The knob sweep varies one LAD-js setting at
+a time: 1/eta = 1 and 16 (default 4) and the ratio at token level (default sequence).
+
+Every run is the real CLI (`ladkit train`) in a subprocess under `nice -n 19` with one thread, at most
+`--jobs` at a time. A run folder whose meta.json says completed is skipped, one with a checkpoint is resumed
+(`--resume`) and any other leftover is started again, so the command can be interrupted and rerun.
+Then `ladkit compare` (its library) writes report.html (main grid, baseline GRPO) and knobs.html (knob sweep),
+and paper_claims.json holds per group the mean and 95% bootstrap CI over seeds of each summary metric and its
+delta against GRPO. `--quick` runs 3 steps of every setting, one seed, 8 held-out prompts (a smoke test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+RESULTS = HERE / "results"
+LADKIT = [sys.executable, "-m", "ladkit_cli.main"]
+
+MAIN = {
+    "grpo": ["--objective", "grpo"],
+    "lad-js": ["--objective", "lad", "--divergence", "js"],
+    "lad-kl": ["--objective", "lad", "--divergence", "kl"],
+    "lad-tv": ["--objective", "lad", "--divergence", "tv"],
+    "flowrl": ["--objective", "flowrl"],
+}
+KNOBS = {
+    "lad-js-inv_eta1": ["--objective", "lad", "--divergence", "js", "--inv-eta", "1"],
+    "lad-js-inv_eta16": ["--objective", "lad", "--divergence", "js", "--inv-eta", "16"],
+    "lad-js-token": ["--objective", "lad", "--divergence", "js", "--set", "lad.level=token"],
+}
+KNOB_REPORT = ("grpo", "lad-js", *KNOBS)  # the sweep is read against GRPO and LAD-js at its defaults
+COMMON = ["--no-live", "--set", "eval_samples=8"]
+QUICK = ["--steps", "3", "--set", "task.eval_size=8", "--set", "prompts_per_step=4", "--set", "eval_every=0"]
+
+# (JSON name, metric key, how a run's value is taken): "last10"/"first10" = mean over those training steps,
+# "final"/"before" = the held-out evaluation after the last update / before the first.
+SUMMARY = (
+    ("reward_last10", "reward/mean", "last10"),
+    ("pass@1", "eval/pass@1", "final"),
+    ("pass@8", "eval/pass@8", "final"),
+    ("eval_reward", "eval/reward_mean", "final"),
+    ("dist3", "eval/dist3", "final"),
+    ("dist4", "eval/dist4", "final"),
+    ("distinct_correct", "eval/distinct_correct", "final"),
+    ("entropy_first10", "policy/entropy", "first10"),
+    ("entropy_last10", "policy/entropy", "last10"),
+    ("train_dist4_last10", "diversity/dist4", "last10"),
+    ("train_distinct_correct_last10", "diversity/distinct_correct", "last10"),
+    ("pass@1_before", "eval/pass@1", "before"),
+    ("pass@8_before", "eval/pass@8", "before"),
+)
+REPORT_METRICS = [
+    "reward/mean",
+    "eval/pass@1",
+    "eval/pass@8",
+    "eval/dist3",
+    "eval/dist4",
+    "eval/distinct_correct",
+    "policy/entropy",
+    "diversity/dist4",
+    "diversity/distinct_correct",
+]
+
+
+# --- running the grid ---------------------------------------------------------------------------------------
+
+
+def run_status(path: Path) -> str:
+    """completed / resumable (a checkpoint exists) / fresh (nothing usable: start again)."""
+    try:
+        if json.loads((path / "meta.json").read_text()).get("status") == "completed":
+            return "completed"
+    except (OSError, ValueError):
+        pass
+    checkpoints = path / "checkpoints"
+    return "resumable" if checkpoints.is_dir() and any(checkpoints.glob("step_*")) else "fresh"
+
+
+def command(path: Path, setting: str, seed: int, quick: bool) -> list[str]:
+    """The `ladkit train` argv of one run (or its `--resume`), niced."""
+    nice = ["nice", "-n", "19"]
+    if run_status(path) == "resumable":
+        return [*nice, *LADKIT, "train", "--resume", str(path), "--no-live"]
+    shutil.rmtree(path, ignore_errors=True)
+    settings = {**MAIN, **KNOBS}[setting]
+    return [*nice, *LADKIT, "train", *settings, "--seed", str(seed), "--run-dir", str(path), *COMMON,
+            *(QUICK if quick else [])]  # fmt: skip
+
+
+def run_grid(jobs: list[tuple[str, int]], runs_dir: Path, parallel: int, quick: bool) -> dict[str, float]:
+    """Run every (setting, seed) not yet completed, `parallel` at a time; wall seconds per started run."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    todo = [(s, seed) for s, seed in jobs if run_status(runs_dir / f"{s}-s{seed}") != "completed"]
+    running: dict[str, tuple[subprocess.Popen, float, object]] = {}
+    walls: dict[str, float] = {}
+    while todo or running:
+        while todo and len(running) < parallel:
+            setting, seed = todo.pop(0)
+            path = runs_dir / f"{setting}-s{seed}"
+            log = open(runs_dir / f"{path.name}.log", "a", encoding="utf-8")  # noqa: SIM115 (open while the child runs)
+            argv = command(path, setting, seed, quick)
+            log.write(f"$ {' '.join(argv)}\n")
+            log.flush()
+            proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+            running[path.name] = (proc, time.monotonic(), log)
+            print(f"[paper_claims] started {path.name} (pid {proc.pid})", file=sys.stderr, flush=True)
+        time.sleep(2)
+        for name, (proc, start, log) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            log.close()
+            walls[name] = round(time.monotonic() - start, 1)
+            print(f"[paper_claims] {name} exit {proc.returncode} after {walls[name]} s", file=sys.stderr, flush=True)
+            del running[name]
+    return walls
+
+
+# --- reading the runs ---------------------------------------------------------------------------------------
+
+
+def run_values(rows: list[dict]) -> dict[str, float]:
+    """One run's summary values (SUMMARY) from its metrics rows; a metric it never logged is left out."""
+    rows = sorted(rows, key=lambda r: r["step"])
+    out = {}
+    for name, key, how in SUMMARY:
+        # Eval rows share step 0, 50, ... with training rows; the final eval is a row of its own at step = steps.
+        logged = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
+        values = [value for _, value in logged]
+        picked = {
+            "last10": values[-10:],
+            "first10": values[:10],
+            "final": values[-1:] if logged and logged[-1][0] > 0 else [],
+            "before": [value for step, value in logged if step == 0],
+        }[how]
+        if picked:
+            out[name] = float(np.mean(picked))
+    return out
+
+
+def estimate_dict(estimate) -> dict | None:
+    if estimate is None:
+        return None
+    return {"mean": round(estimate.mean, 4), "ci95": [round(estimate.low, 4), round(estimate.high, 4)],
+            "n_seeds": estimate.n}  # fmt: skip
+
+
+def aggregate(groups: dict[str, list[dict[str, float]]], baseline: str = "grpo", seed: int = 0) -> dict:
+    """Per group and summary metric: mean over seeds with a 95% bootstrap CI (seeds resampled; ladkit.compare's
+    bootstrap on a [S, 1] matrix), and the difference to `baseline` with its CI and whether it excludes 0
+    (None with a single seed). The groups are resampled independently, as `ladkit compare` does, although
+    seed s of every group sees the same prompts: a paired test would be sharper."""
+    from ladkit.compare.stats import bootstrap_difference, bootstrap_mean
+
+    def column(runs: list[dict[str, float]], name: str) -> np.ndarray:
+        return np.array([[run.get(name, np.nan)] for run in runs], dtype=float)  # [S, 1]
+
+    out = {}
+    for group, runs in groups.items():
+        entry = {"n_runs": len(runs), "metrics": {}}
+        for name, *_ in SUMMARY:
+            values = column(runs, name)
+            metric = {"value": estimate_dict(bootstrap_mean(values, seed)), "per_seed": values[:, 0].tolist()}
+            if group != baseline and baseline in groups:
+                delta = bootstrap_difference(values, column(groups[baseline], name), seed)
+                metric["delta_vs_" + baseline] = estimate_dict(delta)
+                # One seed on either side: the interval is a point and "excludes 0" would say nothing.
+                metric["delta_excludes_0"] = None if delta is None or delta.n < 2 else delta.excludes_zero
+            entry["metrics"][name] = metric
+        out[group] = entry
+    return json.loads(json.dumps(out).replace("NaN", "null"))  # strict JSON: a missing seed value is null
+
+
+def load_group_values(runs_dir: Path, settings, seeds) -> dict[str, list[dict[str, float]]]:
+    from ladkit.runs import read_rows
+
+    groups = {}
+    for setting in settings:
+        paths = [runs_dir / f"{setting}-s{seed}" for seed in seeds]
+        done = [p for p in paths if run_status(p) == "completed"]
+        if done:
+            groups[setting] = [run_values(read_rows(p / "metrics.jsonl")) for p in done]
+    return groups
+
+
+def write_report(runs_dir: Path, settings, seeds, out: Path, by_setting: bool) -> list[str]:
+    """`ladkit compare` on these runs (baseline GRPO) -> the HTML report at `out`; returns the notes.
+    by_setting: group by the benchmark's own setting names (the knob sweep shares the label lad:js)."""
+    from ladkit.compare import compare_runs, load_runs
+
+    paths = [runs_dir / f"{s}-s{seed}" for s in settings for seed in seeds]
+    runs, notes = load_runs([p for p in paths if run_status(p) == "completed"])
+    group_by = "label"
+    if by_setting:
+        for run in runs:  # in memory only: the run folders are left as written
+            run.config["setting"] = run.name.rsplit("-s", 1)[0]
+        group_by = "setting"
+    comparison = compare_runs(runs, REPORT_METRICS, group_by=group_by, baseline=None, notes=notes)
+    write_html(comparison, out)
+    return comparison.notes
+
+
+def write_html(comparison, path: Path) -> None:
+    """ladkit.compare.report's page, with plotly.js linked from its CDN instead of inlined (~4.6 MB a copy):
+    the two reports are committed, like scaling.html."""
+    from ladkit.compare.report import STYLE, report_figures, summary_html
+
+    figures = [fig.to_html(full_html=False, include_plotlyjs="cdn" if i == 0 else False)
+               for i, fig in enumerate(report_figures(comparison))]  # fmt: skip
+    path.write_text(
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>ladkit compare</title><style>{STYLE}</style>"
+        f"</head><body><h1>ladkit compare</h1>{summary_html(comparison)}{''.join(figures)}</body></html>",
+        encoding="utf-8",
+    )
+
+
+# --- the command --------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=2, help="training processes at a time")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    parser.add_argument("--knob-seeds", default=None, help="seeds of the knob sweep (default: --seeds)")
+    parser.add_argument("--no-knobs", action="store_true", help="main grid only")
+    parser.add_argument("--quick", action="store_true", help="3 steps, one seed, 8 held-out prompts (smoke test)")
+    parser.add_argument("--out-dir", default=None, help="default: benchmarks/results (quick: a folder in /tmp)")
+    args = parser.parse_args()
+    seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")]
+    knob_seeds = seeds if args.knob_seeds is None or args.quick else [int(s) for s in args.knob_seeds.split(",")]
+    out = Path(args.out_dir or ("/tmp/paper_claims_quick" if args.quick else RESULTS))
+    runs_dir = out / "paper_claims" / "runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    gitignore = out / "paper_claims" / ".gitignore"
+    if not gitignore.exists():
+        gitignore.write_text("runs/\n")
+
+    jobs = [(s, seed) for s in MAIN for seed in seeds]
+    jobs += [] if args.no_knobs else [(s, seed) for s in KNOBS for seed in knob_seeds]
+    start = time.monotonic()
+    walls = run_grid(jobs, runs_dir, args.jobs, args.quick)
+    wall = round(time.monotonic() - start, 1)
+
+    main_groups = load_group_values(runs_dir, MAIN, seeds)
+    knob_groups = {} if args.no_knobs else load_group_values(runs_dir, KNOBS, knob_seeds)
+    report = out / "paper_claims" / "report.html"
+    notes = write_report(runs_dir, MAIN, seeds, report, by_setting=False)
+    knob_notes, knob_report = [], None
+    if knob_groups:
+        knob_report = out / "paper_claims" / "knobs.html"
+        knob_notes = write_report(runs_dir, KNOB_REPORT, sorted({*seeds, *knob_seeds}), knob_report, by_setting=True)
+    record = {
+        "benchmark": "paper_claims",
+        "setup": "preset default (builtin char Llama, LoRA r16, countdown, B=16, G=8, max_new_tokens 16, lr 5e-4)"
+        + (", quick: 3 steps, B=4, 8 held-out prompts" if args.quick else ", 100 steps, 200 held-out prompts")
+        + ", eval_samples=8",
+        "commands": {s: " ".join(["ladkit train", *({**MAIN, **KNOBS}[s]), *COMMON]) for s in dict(jobs)},
+        "seeds": seeds,
+        "knob_seeds": [] if args.no_knobs else knob_seeds,
+        "value": "mean over seeds [95% bootstrap CI over seeds]; reward_last10 = mean reward of the last 10 steps; "
+        "pass@k, dist-n, distinct_correct = held-out eval after the last step; entropy = mean of first/last 10 steps",
+        "main": aggregate(main_groups),
+        "knobs": aggregate({**{g: main_groups[g] for g in ("grpo", "lad-js") if g in main_groups}, **knob_groups}),
+        "reports": {"main": str(report), "knobs": str(knob_report) if knob_report else None},
+        "compare_notes": notes + knob_notes,
+        "wall_s": wall,
+        "run_wall_s": walls,
+        "jobs": args.jobs,
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+    (out / "paper_claims.json").write_text(json.dumps(record, indent=1) + "\n")
+    print(json.dumps(record))
+
+
+if __name__ == "__main__":
+    main()

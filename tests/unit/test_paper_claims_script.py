@@ -1,0 +1,70 @@
+"""benchmarks/paper_claims.py: how one run's summary values are read from its metrics rows, and how the seeds
+of each group are aggregated into means, bootstrap CIs and deltas against GRPO (hand-made rows, no training)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "paper_claims.py"
+
+
+@pytest.fixture(scope="module")
+def claims():
+    spec = importlib.util.spec_from_file_location("paper_claims", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def rows_of_a_run(steps: int = 20) -> list[dict]:
+    """What the trainer writes: training rows 0..steps-1 (step 0 also holds the eval before training),
+    then the final eval as a row of its own at step = steps."""
+    rows = [{"step": s, "reward/mean": s / 100, "policy/entropy": 1.0 - s / 100} for s in range(steps)]
+    rows[0].update({"eval/pass@1": 0.1, "eval/pass@8": 0.3})
+    rows.append({"step": steps, "eval/pass@1": 0.25, "eval/pass@8": 0.5})
+    return rows
+
+
+def test_run_values_windows_and_evals(claims):
+    values = claims.run_values(list(reversed(rows_of_a_run())))  # row order on disk does not matter
+    assert values["reward_last10"] == pytest.approx(0.145)  # steps 10..19: mean of 0.10..0.19
+    assert values["entropy_first10"] == pytest.approx(0.955)  # steps 0..9: 1 - 0.045
+    assert values["entropy_last10"] == pytest.approx(0.855)
+    assert (values["pass@1"], values["pass@8"]) == (0.25, 0.5)  # the row after the last update
+    assert (values["pass@1_before"], values["pass@8_before"]) == (0.1, 0.3)
+    assert "dist4" not in values  # never logged: left out, not zero
+
+
+def test_run_values_single_eval_is_not_a_final_one(claims):
+    rows = rows_of_a_run()[:-1]  # killed before its final eval: only the one before training exists
+    values = claims.run_values(rows)
+    assert "pass@1" not in values and values["pass@1_before"] == 0.1
+
+
+def test_aggregate_means_deltas_and_missing_values(claims):
+    groups = {
+        "grpo": [{"pass@1": 0.2}, {"pass@1": 0.2}, {"pass@1": 0.2}],
+        "lad-js": [{"pass@1": 0.3}, {"pass@1": 0.3}, {"pass@1": 0.3}],
+        "flowrl": [{"pass@1": 0.1}, {"pass@1": 0.3}, {}],  # one seed lacks the value
+    }
+    out = claims.aggregate(groups)
+    json.dumps(out, allow_nan=False)  # strict JSON throughout
+    lad = out["lad-js"]["metrics"]["pass@1"]
+    assert lad["value"] == {"mean": 0.3, "ci95": [0.3, 0.3], "n_seeds": 3}
+    assert lad["delta_vs_grpo"]["mean"] == pytest.approx(0.1) and lad["delta_excludes_0"] is True
+    flow = out["flowrl"]["metrics"]["pass@1"]
+    assert flow["value"]["n_seeds"] == 2 and flow["per_seed"] == [0.1, 0.3, None]
+    assert flow["delta_excludes_0"] is False  # seeds 0.1 and 0.3 around GRPO's 0.2: the CI straddles 0
+    assert "delta_vs_grpo" not in out["grpo"]["metrics"]["pass@1"]
+    assert out["grpo"]["metrics"]["dist4"]["value"] is None  # no group logged it
+
+
+def test_aggregate_one_seed_gives_no_verdict(claims):
+    out = claims.aggregate({"grpo": [{"pass@1": 0.2}], "lad-js": [{"pass@1": 0.5}]})
+    lad = out["lad-js"]["metrics"]["pass@1"]
+    assert lad["delta_vs_grpo"]["ci95"] == [0.3, 0.3]  # a point: one seed each
+    assert lad["delta_excludes_0"] is None
