@@ -25,7 +25,15 @@ DEFAULT_METRICS = (
     "diversity/distinct_correct",
     "diversity/dist4",
 )
-LOWER_IS_BETTER = ("loss/", "kl/", "perf/step_time", "completion/truncated_frac", "reward/failed")
+LOWER_IS_BETTER = (
+    "loss/",
+    "kl/",
+    "perf/step_time",
+    "perf/update_time",
+    "perf/rollout_time",
+    "completion/truncated_frac",
+    "reward/failed",
+)
 FINAL_WINDOW = 3
 """Final value of a run: the mean over its last this-many aligned steps (one noisy step is not a verdict).
 Evaluation keys use their last value only: each is already a mean over the held-out split, and evals are

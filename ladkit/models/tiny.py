@@ -14,17 +14,25 @@ SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
 DEFAULT_CHARS = "0123456789+-*/()=,:;.> \nabcdefghijklmnopqrstuvwxyz?"
 
 
-def char_tokenizer(chars: str = DEFAULT_CHARS):
+def char_tokenizer(chars: str = DEFAULT_CHARS, vocab_size: int | None = None):
     """A character-level `PreTrainedTokenizerFast`: one token per character, specials first (pad = 0).
 
     Decoding fuses the characters back together, so decode(encode(s)) == s for any s over `chars`.
+    `vocab_size` pads the vocabulary with filler tokens `<f0>`, `<f1>`, ... that encoding never produces but
+    decoding spells out, so a model with a hub-sized vocabulary (a random-init benchmark model) can sample
+    any id and still be decoded.
     """
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     if len(set(chars)) != len(chars):
         raise LadkitError("char_tokenizer: the character set has duplicates; give each character once")
-    vocab = {token: i for i, token in enumerate([*SPECIAL_TOKENS, *chars])}
+    tokens = [*SPECIAL_TOKENS, *chars]
+    if vocab_size is not None:
+        if vocab_size < len(tokens):
+            raise LadkitError(f"char_tokenizer: vocab_size {vocab_size} is smaller than the {len(tokens)} tokens")
+        tokens += [f"<f{i}>" for i in range(vocab_size - len(tokens))]
+    vocab = {token: i for i, token in enumerate(tokens)}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")  # every char is a token
     backend.decoder = decoders.Fuse()

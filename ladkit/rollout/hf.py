@@ -7,6 +7,11 @@ Every prompt is repeated n times and the batch is left-padded, so prompts of dif
    the [N, T, V] of `output_scores` / `output_logits` (gigabytes for a 150k vocabulary);
 3. a chooser draws each row's token from its own seeded generator (batch-independent samples, see base.py)
    and returns scores that are -inf except at that token, so generate()'s greedy step just reads it back.
+   On a CPU each row calls torch.multinomial with its own generator. On a GPU that is several kernel launches
+   per row per token (128 rows: ~500 launches, more than a 0.5B model's own forward), so there each row's
+   generator draws all its uniforms up front and every token is chosen for all rows at once by inverse-CDF
+   lookup. Both draw exactly from softmax(scores); the streams differ, so a seed gives other completions on a
+   GPU than on a CPU (as GPU kernels do anyway). scripts/gpu_check.sh times the two side by side.
 Generation runs in eval mode (no LoRA or attention dropout) under no_grad, and every module's train/eval
 flag is restored afterwards.
 """
@@ -38,10 +43,11 @@ class HFBackend:
 
     name = "hf"
 
-    def __init__(self, model, tokenizer, max_batch_size: int | None = None):
+    def __init__(self, model, tokenizer, max_batch_size: int | None = None, batched_sampling: bool | None = None):
         self.model = model
         self.tokenizer = tokenizer
         self.max_batch_size = max_batch_size  # rows (prompt x sample) per generate call; None = all at once
+        self.batched_sampling = batched_sampling  # seeded draws for all rows at once; None = off a CPU only
         self.stop_ids = eos_ids(tokenizer, model)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.stop_ids)
 
@@ -75,7 +81,9 @@ class HFBackend:
     def _sample(self, rows: list[list[int]], row_seeds: list[int] | None, sampling: SamplingConfig) -> list[Completion]:
         input_ids, attention_mask = _left_pad(rows, self.pad_id, self._device())  # [R, P] each
         recorder = _ChosenLogprobs()
-        processors = [*_warpers(sampling), recorder, _ChooseToken(row_seeds, input_ids.device)]
+        batched = input_ids.device.type != "cpu" if self.batched_sampling is None else self.batched_sampling
+        chooser = _ChooseToken(row_seeds, input_ids.device, sampling.max_new_tokens, batched)
+        processors = [*_warpers(sampling), recorder, chooser]
         sequences = self.model.generate(
             input_ids=input_ids, attention_mask=attention_mask, generation_config=self._generation_config(sampling),
             logits_processor=LogitsProcessorList(processors),
@@ -143,22 +151,52 @@ class _ChosenLogprobs(LogitsProcessor):
 
 
 class _ChooseToken(LogitsProcessor):
-    """Draws each row's next token from softmax(scores), row r from its own generator when seeded (the global
-    RNG otherwise), and returns 0 at that token and -inf elsewhere for generate()'s greedy step to pick."""
+    """Draws each row's next token from softmax(scores), row r from its own seed when seeded (the global RNG
+    otherwise), and returns 0 at that token and -inf elsewhere for generate()'s greedy step to pick.
 
-    def __init__(self, row_seeds: list[int] | None, device: torch.device):
-        self.generators = None
-        if row_seeds is not None:
+    batched=False: row r calls torch.multinomial with its own generator at every token.
+    batched=True: row r's generator draws its max_new_tokens uniforms once (float64, on the CPU), and each token
+    is chosen for all rows in one inverse-CDF lookup (`inverse_cdf`). Either way a row's tokens depend on its
+    seed and its own scores only, never on the other rows of the batch.
+    """
+
+    def __init__(self, row_seeds: list[int] | None, device: torch.device, max_new_tokens: int, batched: bool):
+        self.generators = self.uniforms = None
+        self.position = 0
+        if row_seeds is None:
+            return
+        if batched:
+            draws = [torch.rand(max_new_tokens, generator=torch.Generator().manual_seed(s), dtype=torch.float64)
+                     for s in row_seeds]  # fmt: skip
+            self.uniforms = torch.stack(draws).to(device)  # [R, T]
+        else:
             self.generators = [torch.Generator(device=device).manual_seed(seed) for seed in row_seeds]
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         probs = torch.softmax(scores.float(), dim=-1)  # [R, V]
-        if self.generators is None:
+        if self.uniforms is not None:
+            chosen = inverse_cdf(probs, self.uniforms[:, self.position])  # [R, 1]
+            self.position += 1
+        elif self.generators is None:
             chosen = torch.multinomial(probs, 1)  # [R, 1]
         else:
             draws = [torch.multinomial(probs[r], 1, generator=g) for r, g in enumerate(self.generators)]
             chosen = torch.stack(draws)  # [R, 1]
         return torch.full_like(scores, float("-inf")).scatter(-1, chosen, 0.0)  # [R, V]
+
+
+def inverse_cdf(probs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """For each row, the first token whose cumulative probability exceeds u * total. [R, V], [R] -> [R, 1]
+
+    The cumulative sum is in float64, so tail tokens keep their probability. A token of probability 0 (cut by
+    top-k / top-p) is never chosen: its cumulative value equals its predecessor's, which is found first. Should
+    rounding put u * total at the very top, the last token of positive probability is taken.
+    """
+    cdf = probs.double().cumsum(-1)  # [R, V]
+    targets = (uniforms.double() * cdf[:, -1]).unsqueeze(-1)  # [R, 1]
+    chosen = torch.searchsorted(cdf, targets, right=True)  # [R, 1]: first index with cdf > target
+    last_positive = probs.shape[-1] - 1 - (probs > 0).flip(-1).int().argmax(-1, keepdim=True)  # [R, 1]
+    return torch.minimum(chosen, last_positive)
 
 
 def _left_pad(rows: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

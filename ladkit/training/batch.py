@@ -13,7 +13,7 @@ logits[:, P-1 : P+T-1] (ladkit.models.logprobs), with position ids that follow t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 
@@ -40,18 +40,11 @@ class RolloutBatch:
         return self.input_ids.shape[0]
 
     def to(self, device: torch.device) -> RolloutBatch:
-        for name in (
-            "input_ids",
-            "attention_mask",
-            "response_mask",
-            "sampler_logprobs",
-            "advantages",
-            "group_index",
-            "valid",
-        ):
-            value = getattr(self, name)
-            if value is not None:
-                setattr(self, name, value.to(device))
+        """Every tensor field on `device` (records stay Python objects)."""
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            if isinstance(value, torch.Tensor):
+                setattr(self, spec.name, value.to(device))
         return self
 
     def rows(self, index: torch.Tensor) -> RolloutBatch:

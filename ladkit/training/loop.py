@@ -106,9 +106,15 @@ def train_step(ctx: TrainContext, step: int, guard: SkipGuard | None = None) -> 
                                 config.advantage_scale, ctx.tokenizer.decode).to(ctx.device)  # fmt: skip
     micro = max(1, batch.num_sequences // (config.mini_batches * config.optim.grad_accumulation))
     reference = _reference(ctx)
+    update_start = time.perf_counter()
     old_logprobs, entropy, ref_logprobs = recompute(ctx.model, batch, config.rollout.temperature, micro, reference)
+    _synchronize(ctx.device)
+    recompute_s = time.perf_counter() - update_start
     tracked = track_before(ctx, step)  # after the step's own draws, own seeds, RNG restored: training unchanged
+    update_start = time.perf_counter()
     stats = update(ctx, batch, old_logprobs, ref_logprobs, guard)
+    _synchronize(ctx.device)
+    update_s = recompute_s + time.perf_counter() - update_start  # pi_old recomputation + optimisation, no tracking
     tracked = track_after(ctx, tracked)
     ctx.backend.sync_weights(ctx.model)
     elapsed = time.perf_counter() - start
@@ -121,6 +127,7 @@ def train_step(ctx: TrainContext, step: int, guard: SkipGuard | None = None) -> 
         "optim/skipped_steps": float(stats.skipped),
         "perf/step_time_s": elapsed,
         "perf/rollout_time_s": rollout_s,
+        "perf/update_time_s": update_s,
         "perf/tokens_per_s": tokens / elapsed,
         "perf/peak_memory_mb": _peak_memory_mb(),
     }
@@ -180,6 +187,12 @@ def _write_samples(run_dir: Path, step: int, records: list[dict]) -> None:
     with open(folder / f"step_{step:06d}.jsonl", "w", encoding="utf-8") as handle:
         for record in records:
             handle.write(json.dumps(to_jsonable(record)) + "\n")  # strict JSON: a failed reward is null
+
+
+def _synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so a phase's time is its own and not the next phase's (no-op on a CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _peak_memory_mb() -> float:

@@ -1,5 +1,6 @@
 """Fixtures shared by the rollout tests: a tiny model that sometimes stops by itself, its plain and LoRA
-versions, and the backends under test (hf, and vllm when it can be imported).
+versions, and the backends under test (hf with each of its two seeded samplers, and vllm when it can be
+imported).
 
 vLLM engines are module-scoped (a start costs seconds) and never overlap: shutting one down tears down
 vLLM's process-wide distributed state, which would break another engine still alive in the process. So each
@@ -89,10 +90,10 @@ def vllm_lora(tiny_eos_path, tokenizer, peft_model):
 
 
 def _backend(request, model, tokenizer, vllm_fixture: str):
-    if request.param == "hf":
+    if request.param in ("hf", "hf-batched"):
         from ladkit.rollout import make_backend
 
-        return make_backend("hf", model, tokenizer)
+        return make_backend("hf", model, tokenizer, batched_sampling=request.param == "hf-batched")
     return request.getfixturevalue(vllm_fixture)
 
 
