@@ -3,7 +3,8 @@
 # random-init ~0.5B model built from a config; prints tokens/s, step time, peak GPU memory and MFU.
 #
 # For a machine with one H100/H200, no network, torch preinstalled and no vLLM: it needs only this repo and
-# the image's torch, transformers and peft (nothing is installed or downloaded). About 2-3 minutes on an H100.
+# the image's torch, transformers and peft (nothing is installed or downloaded). About 5 minutes on an H100
+# (4.4 min measured for the two objectives with the older per-row sampler, plus under a minute timing the samplers).
 #   bash scripts/gpu_check.sh [--out DIR] [--steps 4] [--max-new-tokens 256] [...]   (see benchmarks/gpu_check.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
