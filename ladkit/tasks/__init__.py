@@ -76,8 +76,9 @@ class TaskConfig:
     code_memory_mb: int = 512
     """Code tasks: address-space limit per test execution in MiB (reward_timeout_s is its wall-clock limit)."""
     max_skipped_fraction: float = 0.5
-    """Data sets: the run refuses to start when more than this share of a split's rows cannot be used (no
-    prompt or answer where the field mapping points); unusable rows below it are skipped and counted."""
+    """Data sets and code tasks: the run refuses to start when more than this share of a split's rows cannot be
+    used (no prompt or answer where the field mapping points, or no usable tests); unusable rows below it are
+    skipped and counted."""
 
     def __post_init__(self) -> None:
         TASKS.get(self.name)  # an unknown name lists the valid ones
@@ -180,7 +181,7 @@ def _code(preset: str) -> Callable[[TaskConfig], Task]:
         return CodeTask(
             preset, config.dataset, config.dataset_config, config.split, config.eval_split, config.prompt_field,
             config.answer_field, config.prompt_style, config.seed, config.train_size, config.eval_size,
-            CodeScorer(config.code_reward, limits, config.reward_workers),
+            CodeScorer(config.code_reward, limits, config.reward_workers), config.max_skipped_fraction,
         )  # fmt: skip
 
     return build

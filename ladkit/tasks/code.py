@@ -127,6 +127,7 @@ class CodeTask(DatasetTask):
         train_size: int | None = None,
         eval_size: int | None = 200,
         scorer: CodeScorer | None = None,
+        max_skipped_fraction: float = 0.5,
     ):
         if preset not in CODE_PRESETS:
             raise LadkitError(f"unknown code preset {preset!r}; valid: {', '.join(CODE_PRESETS)}")
@@ -140,7 +141,7 @@ class CodeTask(DatasetTask):
         super().__init__(
             source, None, dataset_config if dataset_config is not None else base.config, split or base.split,
             eval_split, prompt_field or base.prompt_field, answer_field or base.tests_field, prompt_style, seed,
-            train_size, eval_size,
+            train_size, eval_size, max_skipped_fraction=max_skipped_fraction,
         )  # fmt: skip
         self.eval_only = base.eval_only and eval_split is None
         self.name, self.schema = preset, base.schema
@@ -170,6 +171,7 @@ class CodeTask(DatasetTask):
             given = next((raw[key] for key in ("id", "task_id") if raw.get(key) is not None), None)
             example_id = str(given) if given is not None else f"{self.name}-{split}-{index}"
             examples.append(Example(example_id, self._code_prompt(row), row.tests, metadata))
+        self._check_skipped(source, stats)
         return _Split(examples, stats)
 
     def _code_prompt(self, row: CodeRow) -> str | list[Message]:

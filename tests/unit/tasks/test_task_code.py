@@ -13,7 +13,7 @@ from ladkit.tasks.base import Example
 from ladkit.tasks.code import CodeScorer, CodeTask, extract_code
 from ladkit.tasks.code_data import BUILTIN_PATH
 
-FAST = Limits(wall_s=3.0, cpu_s=2, memory_mb=256)
+FAST = Limits(wall_s=10.0, cpu_s=2, memory_mb=256)  # wall: slack for a loaded CI machine; CPU bounds loops
 ADD_TESTS = [{"input": "1 2\n", "output": "3\n"}, {"input": "5 5\n", "output": "10\n"}]
 ADD = "a, b = map(int, input().split())\nprint(a + b)"
 
@@ -155,11 +155,14 @@ def test_local_rows_with_malformed_tests_are_skipped_and_counted(tmp_path):
         {"prompt": "no tests", "tests": []},
         {"prompt": "bad", "tests": [{"inp": "1"}]},
     ]
-    task = make_task(
-        TaskConfig(name="code", dataset=write_jsonl(tmp_path / "c.jsonl", rows), eval_size=0, prompt_style="chat")
-    )
+    path = write_jsonl(tmp_path / "c.jsonl", rows)
+    task = make_task(TaskConfig(name="code", dataset=path, eval_size=0, prompt_style="chat", max_skipped_fraction=0.7))
     assert [e.prompt[0]["content"].split("\n")[0] for e in task.train_examples()] == ["ok"]
     assert task.stats["train"]["skipped"] == 2 and task.stats["train"]["bad_tests"] == 1
+    # 2 of 3 rows unusable is past the default share (0.5): the run refuses to start, naming the knob
+    strict = make_task(TaskConfig(name="code", dataset=path, eval_size=0, prompt_style="chat"))
+    with pytest.raises(LadkitError, match="2 of 3 rows .* could not be used.*max_skipped_fraction"):
+        strict.train_examples()
 
 
 def test_code_task_needs_a_data_set():
