@@ -27,8 +27,8 @@ format:
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-bench: setup
-	$(PY) benchmarks/bandit_speed.py
+bench: setup-vllm  ## every benchmark (TRL side by side, vLLM throughput, paper claims, ...): about an hour on 2 cores
+	$(PY) benchmarks/run_all.py
 
 clean:
 	rm -rf .venv runs .pytest_cache .ruff_cache
