@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -104,12 +105,11 @@ def command(path: Path, setting: str, seed: int, quick: bool) -> list[str]:
             *(QUICK if quick else [])]  # fmt: skip
 
 
-def run_grid(jobs: list[tuple[str, int]], runs_dir: Path, parallel: int, quick: bool) -> dict[str, float]:
-    """Run every (setting, seed) not yet completed, `parallel` at a time; wall seconds per started run."""
+def run_grid(jobs: list[tuple[str, int]], runs_dir: Path, parallel: int, quick: bool) -> None:
+    """Run every (setting, seed) not yet completed, `parallel` at a time."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     todo = [(s, seed) for s, seed in jobs if run_status(runs_dir / f"{s}-s{seed}") != "completed"]
     running: dict[str, tuple[subprocess.Popen, float, object]] = {}
-    walls: dict[str, float] = {}
     while todo or running:
         while todo and len(running) < parallel:
             setting, seed = todo.pop(0)
@@ -126,10 +126,9 @@ def run_grid(jobs: list[tuple[str, int]], runs_dir: Path, parallel: int, quick: 
             if proc.poll() is None:
                 continue
             log.close()
-            walls[name] = round(time.monotonic() - start, 1)
-            print(f"[paper_claims] {name} exit {proc.returncode} after {walls[name]} s", file=sys.stderr, flush=True)
+            took = round(time.monotonic() - start, 1)
+            print(f"[paper_claims] {name} exit {proc.returncode} after {took} s", file=sys.stderr, flush=True)
             del running[name]
-    return walls
 
 
 # --- reading the runs ---------------------------------------------------------------------------------------
@@ -199,6 +198,24 @@ def load_group_values(runs_dir: Path, settings, seeds) -> dict[str, list[dict[st
     return groups
 
 
+def run_times(runs_dir: Path, names: list[str]) -> tuple[dict[str, float], float | None]:
+    """Wall seconds of each completed run (meta.json started -> finished; a resumed run counts from its first
+    start) and of the grid as a whole (first start -> last finish), whichever invocation ran them."""
+    stamps = {}
+    for name in names:
+        try:
+            meta = json.loads((runs_dir / name / "meta.json").read_text())
+            stamps[name] = [
+                datetime.strptime(meta[k], "%Y-%m-%dT%H:%M:%S%z").timestamp() for k in ("started", "finished")
+            ]
+        except (OSError, ValueError, KeyError):
+            continue
+    if not stamps:
+        return {}, None
+    grid = max(end for _, end in stamps.values()) - min(start for start, _ in stamps.values())
+    return {name: end - start for name, (start, end) in stamps.items()}, grid
+
+
 def write_report(runs_dir: Path, settings, seeds, out: Path, by_setting: bool) -> list[str]:
     """`ladkit compare` on these runs (baseline GRPO) -> the HTML report at `out`; returns the notes.
     by_setting: group by the benchmark's own setting names (the knob sweep shares the label lad:js)."""
@@ -230,6 +247,11 @@ def write_html(comparison, path: Path) -> None:
     )
 
 
+def shown(path: Path) -> str:
+    """`path` relative to the repository when it lies inside it (the JSON is committed), else as it is."""
+    return str(path.resolve().relative_to(REPO)) if path.resolve().is_relative_to(REPO) else str(path)
+
+
 # --- the command --------------------------------------------------------------------------------------------
 
 
@@ -254,8 +276,9 @@ def main() -> None:
     jobs = [(s, seed) for s in MAIN for seed in seeds]
     jobs += [] if args.no_knobs else [(s, seed) for s in KNOBS for seed in knob_seeds]
     start = time.monotonic()
-    walls = run_grid(jobs, runs_dir, args.jobs, args.quick)
+    run_grid(jobs, runs_dir, args.jobs, args.quick)
     wall = round(time.monotonic() - start, 1)
+    run_walls, grid_wall = run_times(runs_dir, [f"{s}-s{seed}" for s, seed in jobs])
 
     main_groups = load_group_values(runs_dir, MAIN, seeds)
     knob_groups = {} if args.no_knobs else load_group_values(runs_dir, KNOBS, knob_seeds)
@@ -277,10 +300,12 @@ def main() -> None:
         "pass@k, dist-n, distinct_correct = held-out eval after the last step; entropy = mean of first/last 10 steps",
         "main": aggregate(main_groups),
         "knobs": aggregate({**{g: main_groups[g] for g in ("grpo", "lad-js") if g in main_groups}, **knob_groups}),
-        "reports": {"main": str(report), "knobs": str(knob_report) if knob_report else None},
+        "reports": {"main": shown(report), "knobs": shown(knob_report) if knob_report else None},
         "compare_notes": notes + knob_notes,
+        "not_completed": [f"{s}-s{seed}" for s, seed in jobs if run_status(runs_dir / f"{s}-s{seed}") != "completed"],
         "wall_s": wall,
-        "run_wall_s": walls,
+        "grid_wall_s": grid_wall,
+        "run_wall_s": run_walls,
         "jobs": args.jobs,
         "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
