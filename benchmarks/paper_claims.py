@@ -45,12 +45,16 @@ KNOBS = {
     "lad-js-inv_eta1": ["--objective", "lad", "--divergence", "js", "--inv-eta", "1"],
     "lad-js-inv_eta16": ["--objective", "lad", "--divergence", "js", "--inv-eta", "16"],
     "lad-js-token": ["--objective", "lad", "--divergence", "js", "--set", "lad.level=token"],
+    # Sequence-level LAD-js's gradient norm averages 2.5 against GRPO's 0.22 and is clipped at 1, so at equal lr its
+    # steps are larger: its KL to pi_old per step is 5.8x GRPO's at 5e-4 and 0.11x at 1e-4. 2e-4 is about GRPO's.
+    "lad-js-lr1e-4": ["--objective", "lad", "--divergence", "js", "--lr", "1e-4"],
+    "lad-js-lr2e-4": ["--objective", "lad", "--divergence", "js", "--lr", "2e-4"],
 }
 KNOB_REPORT = ("grpo", "lad-js", *KNOBS)  # the sweep is read against GRPO and LAD-js at its defaults
 COMMON = ["--no-live", "--set", "eval_samples=8"]
 QUICK = ["--steps", "3", "--set", "task.eval_size=8", "--set", "prompts_per_step=4", "--set", "eval_every=0"]
 
-# (JSON name, metric key, how a run's value is taken): "last10"/"first10" = mean over those training steps,
+# (JSON name, metric key, how a run's value is taken): "last10"/"first10"/"all" = mean over those training steps,
 # "final"/"before" = the held-out evaluation after the last update / before the first.
 SUMMARY = (
     ("reward_last10", "reward/mean", "last10"),
@@ -66,6 +70,9 @@ SUMMARY = (
     ("train_distinct_correct_last10", "diversity/distinct_correct", "last10"),
     ("pass@1_before", "eval/pass@1", "before"),
     ("pass@8_before", "eval/pass@8", "before"),
+    # step size: the gradient norm before clipping (optim.max_grad_norm = 1) and KL(pi_old || pi_theta) after it
+    ("grad_norm_mean", "optim/grad_norm", "all"),
+    ("kl_old_k3_mean", "kl/old_k3", "all"),
 )
 REPORT_METRICS = [
     "reward/mean",
@@ -145,6 +152,7 @@ def run_values(rows: list[dict]) -> dict[str, float]:
         picked = {
             "last10": values[-10:],
             "first10": values[:10],
+            "all": values,
             "final": values[-1:] if logged and logged[-1][0] > 0 else [],
             "before": [value for step, value in logged if step == 0],
         }[how]

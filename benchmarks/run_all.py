@@ -173,23 +173,24 @@ def _trl(r: dict) -> list[tuple[str, str, str]]:
 
 
 def _rollout(r: dict) -> list[tuple[str, str, str]]:
-    rows = []
-    for model in r.get("models", []) if isinstance(r.get("models"), list) else []:
-        hf, vllm = _get(model, "hf", "tokens_per_s"), _get(model, "vllm", "tokens_per_s")
-        sync = _get(model, "vllm", "sync_s")
-        if hf and vllm:
-            label = model.get("name") or f"{model.get('parameters', 0) / 1e6:.0f}M"
-            figure = f"{hf:,.0f} / {vllm:,.0f}" + (f"; sync {sync * 1000:.0f} ms" if sync else "")
-            rows.append((f"rollout tokens/s HF / vLLM, {label}", figure, "report"))
+    rows, headline = [], r["headline"]
+    for size in r["models"]:
+        for mode in ("lora", "full"):
+            speed, sync = headline.get(f"{size}/{mode}/len64"), headline.get(f"{size}/{mode}/vllm_sync_s")
+            if speed is None:
+                continue
+            figure = f"{speed['hf']:,.0f} / {speed['vllm']:,.0f} (vLLM/HF {speed['vllm_over_hf']:.2f}x)"
+            figure += f"; sync {sync * 1000:.0f} ms" if sync is not None else ""
+            rows.append((f"rollout tokens/s HF / vLLM, {size} model, {mode}, 64 new tokens", figure, "report"))
     return rows
 
 
 def _claims(r: dict) -> list[tuple[str, str, str]]:
     rows = []
-    for name, group in (r.get("groups") or {}).items():
-        pass1 = _get(group, "eval/pass@1", "mean") or _get(group, "pass@1", "mean")
-        if pass1 is not None:
-            rows.append((f"countdown held-out pass@1, {name} (3 seeds)", f"{pass1:.3f}", "report"))
+    for name, group in r["main"].items():
+        value = lambda key, m=group["metrics"]: m[key]["value"]["mean"]  # noqa: E731
+        rows.append((f"countdown, {name} ({group['n_runs']} seeds): held-out pass@1 / pass@8, dist-4",
+                     f"{value('pass@1'):.3f} / {value('pass@8'):.3f}, {value('dist4'):.3f}", "report"))  # fmt: skip
     return rows
 
 
