@@ -78,8 +78,8 @@ class HashRewardTask:
         return [RewardResult(int(hashlib.sha256(c.encode()).hexdigest()[:8], 16) / 2**32) for c in completions]
 
 
-def build_model(folder: Path, size: str, device: torch.device) -> tuple[int, bool]:
-    """Random-init the model in bf16 on `device` and save it with its tokenizer; returns (matmul params, tied)."""
+def build_model(folder: Path, size: str, device: torch.device) -> int:
+    """Random-init the model in bf16 on `device` and save it with its tokenizer; returns its matmul parameters."""
     from transformers import AutoModelForCausalLM, Qwen2Config
 
     from ladkit.models.tiny import char_tokenizer
@@ -97,7 +97,7 @@ def build_model(folder: Path, size: str, device: torch.device) -> tuple[int, boo
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     del model
-    return params, True
+    return params
 
 
 def peak_tflops(device: torch.device, given: float | None) -> tuple[float | None, str]:
@@ -238,7 +238,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ladkit-gpu-check-") as tmp:
         model_dir = Path(tmp) / "model"
         built = time.perf_counter()
-        params, _ = build_model(model_dir, args.size, device)
+        params = build_model(model_dir, args.size, device)
         result["parameters"] = params
         result["build_s"] = time.perf_counter() - built
         print(f"random-init {args.size} model: {params / 1e6:.1f}M parameters, built in {result['build_s']:.1f} s",

@@ -42,8 +42,8 @@ def make_backend(name: str, model, tokenizer, model_path: str | Path | None = No
 
     model_path: the base model's folder or hub name (vllm starts its own engine from it).
     lora_rank: the LoRA rank when training an adapter (vllm syncs adapter-only), None for full training.
-    options: backend keywords. hf: max_batch_size (engine options are ignored). vllm: max_model_len, seed,
-        gpu_memory_utilization, dtype, enforce_eager, and any other `vllm.LLM` keyword.
+    options: backend keywords. hf: max_batch_size, batched_sampling (engine options are ignored). vllm:
+        max_model_len, seed, gpu_memory_utilization, dtype, enforce_eager, and any other `vllm.LLM` keyword.
     """
     return BACKENDS.get(name)(model, tokenizer, model_path=model_path, lora_rank=lora_rank, **options)
 

@@ -56,6 +56,9 @@ def test_short_run_writes_a_complete_run_folder(tmp_path):
     ):
         assert key in rows[1], key
     assert rows[1]["rollout/logprob_diff"] < 1e-4  # the sampler and the trainer agree on log-probs
+    for row in rows[:4]:  # the phases are disjoint parts of the step (scoring, metrics, tracking make up the rest)
+        step, rollout, update = row["perf/step_time_s"], row["perf/rollout_time_s"], row["perf/update_time_s"]
+        assert rollout > 0 and update > 0 and rollout + update < step, (step, rollout, update)
     sample = json.loads((run / "samples/step_000000.jsonl").read_text().splitlines()[0])
     assert set(sample) >= {"prompt", "completion", "reward", "parts", "advantage", "length", "finish_reason"}
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_000001", "step_000003"]
