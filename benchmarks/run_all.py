@@ -50,6 +50,7 @@ BENCHMARKS = [
     Benchmark("scaling", "scaling.py", [], ["--steps", "1"], True, "--out-dir"),
     Benchmark("trl_compare", "trl_compare.py", ["--repeats", "6"],
               ["--repeats", "1", "--steps", "2", "--warmup", "1", "--profile-steps", "0"], True, "--out"),
+    Benchmark("step_ablation", "step_ablation.py", [], ["--rounds", "1"], True, "--out"),
     Benchmark("rollout_throughput", "rollout_throughput.py", [], ["--quick"], True, "--out"),
     Benchmark("bandit_speed", "bandit_speed.py", ["--repeats", "5"], ["--repeats", "1"]),
     Benchmark("sandbox_speed", "sandbox_speed.py", [], ["--repeats", "2", "--executions", "10"]),
@@ -172,6 +173,14 @@ def _trl(r: dict) -> list[tuple[str, str, str]]:
     ]  # fmt: skip
 
 
+def _ablation(r: dict) -> list[tuple[str, str, str]]:
+    speedup = r["speedup_over_all_off"]
+    each = ", ".join(f"{v[3:]} {speedup['all on']['step'] / speedup[v]['step']:.2f}x" for v in speedup
+                     if v.startswith("no "))  # fmt: skip
+    return [("ladkit step, all four work-savers vs none (each one's share)", f"{speedup['all on']['step']:.2f}x "
+             f"({each})", "report")]  # fmt: skip
+
+
 def _rollout(r: dict) -> list[tuple[str, str, str]]:
     rows, headline = [], r["headline"]
     for size in r["models"]:
@@ -195,7 +204,8 @@ def _claims(r: dict) -> list[tuple[str, str, str]]:
 
 
 HEADLINES: dict[str, Callable[[dict], list[tuple[str, str, str]]]] = {
-    "objective_cost": _objective_cost, "scaling": _scaling, "trl_compare": _trl, "rollout_throughput": _rollout,
+    "objective_cost": _objective_cost, "scaling": _scaling, "trl_compare": _trl, "step_ablation": _ablation,
+    "rollout_throughput": _rollout,
     "bandit_speed": _bandit, "sandbox_speed": _sandbox, "paper_claims": _claims, "gpu_check": _gpu,
 }  # fmt: skip
 

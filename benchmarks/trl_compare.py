@@ -8,7 +8,8 @@ objective grpo):
   task     countdown, compact prompts, the same training split; ladkit's countdown reward wrapped as a TRL
            reward function (TRL gets the ladkit task's own score())
   step     one generation batch: 16 prompts x G=8 completions of at most 16 tokens at temperature 1 with HF
-           generate, pi_old log-probs recomputed without gradient, then 2 mini-batches of 64 sequences with one
+           generate, pi_old log-probs (TRL recomputes them for both mini-batches; ladkit for the second, the
+           first takes its own forward's, see ladkit/training/optimise.py), then 2 mini-batches of 64 sequences with one
            AdamW step each (lr 5e-4, betas 0.9/0.99, grad-norm clip 1, constant schedule). TRL:
            per_device_train_batch_size 64, steps_per_generation 2, num_iterations 1, gradient_accumulation 1, so a
            TRL "step" here is two of its optimiser steps. GRPO with beta 0 (no reference model), clip 0.2 both
@@ -219,10 +220,11 @@ def run_trl(args) -> dict:
 LADKIT_STAGES = {
     "rollout (HF generate)": ("generation/utils.py", "generate"),
     "rollout: ladkit sampler processors": ("ladkit/rollout/hf.py", "__call__"),
+    "rollout: one prefill per prompt": ("ladkit/rollout/hf.py", "_shared_prefill"),
     "reward": ("ladkit/training/collect.py", "score"),
     "batch + advantages": ("ladkit/training/collect.py", "build_batch"),
-    "pi_old log-probs (no grad)": ("ladkit/training/optimise.py", "recompute"),
-    "policy forward + loss": ("ladkit/training/optimise.py", "micro_loss"),
+    "pi_old log-probs (no grad; mini-batch 2 only)": ("ladkit/training/optimise.py", "recompute"),
+    "policy forward + loss (mini-batch 1's also gives its pi_old)": ("ladkit/training/optimise.py", "micro_loss"),
     "backward": ("torch/_tensor.py", "backward"),
     "optimiser step": ("torch/optim/adam.py", "step"),  # AdamW subclasses Adam
     "metrics": ("ladkit/training/metrics.py", "diversity_metrics"),

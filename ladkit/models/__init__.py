@@ -1,7 +1,8 @@
 """Models: loading Hugging Face causal LMs, LoRA adapters, and the tiny models ladkit builds itself.
 
     loading.py         ModelConfig, load_policy, reference_policy / require_reference, render_prompt
-    logprobs.py        sequence_logprobs: float32 per-token log-probs (and entropy) of response tokens
+    logprobs.py        sequence_logprobs: float32 per-token log-probs (and entropy) of response tokens, one
+                       prompt pass per group
     builtin.py         the built-in default policy ("builtin"): where its files are, its architecture
     warmstart.py       how the built-in policy is made: supervised warm start, sampled-accuracy check
     countdown_data.py  compact countdown problems, a brute-force solver and an exact checker for the warm start

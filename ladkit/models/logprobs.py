@@ -3,13 +3,26 @@
 Batches are laid out the way rollouts produce them and TRL's GRPO does: each row is prompt then response,
 prompts left-padded and responses right-padded, so the response occupies the last T columns of `input_ids`
 and `response_mask` [N, T] marks its real tokens. Log-probs are computed in float32 whatever the model
-dtype (DESIGN.md 1: "in fp32"), one row at a time so a bf16 model never holds an fp32 [N, T, V] copy
+dtype (DESIGN.md 1: "in fp32"), a few rows at a time so a bf16 model never holds a large fp32 [N, T, V] copy
 outside autograd's own saved tensors.
+
+Shared prompts. A group's G rows repeat one prompt. Given `prompt_index` (rows with equal values have equal
+prompt columns), each distinct prompt goes through the model once, its key/value cache is repeated to the
+rows (an indexing op, so gradients flow back into the prompt pass), and only the response columns go through
+the model again. The maths is the full forward's; only float rounding differs (other matmul shapes). With
+G = 8 and prompts as long as responses this skips ~45% of the positions. It needs a cache of plain full-
+attention layers (transformers' DynamicLayer: Llama, Qwen2/3, Mistral, ...); other models (sliding-window,
+linear-attention or static caches, or no cache at all) take the full forward, decided once per model.
 """
 
 from __future__ import annotations
 
+import weakref
+
 import torch
+
+ROW_CHUNK_ELEMENTS = 2**24  # fp32 logits elements per chunk of rows in token_logprobs (64 MiB; at least 1 row)
+_NO_SHARING: weakref.WeakSet = weakref.WeakSet()  # models whose cache cannot be repeated across rows
 
 
 def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -17,18 +30,84 @@ def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # [N, L]
 
 
-def _response_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, width: int) -> torch.Tensor:
-    """Logits at the `width` positions that predict the last `width` tokens (prompt logits are never built)."""
+def response_forward(
+    model,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    width: int,
+    prompt_index: torch.Tensor | None = None,
+    prefix_model=None,
+    want_hidden: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(logits [N, T, V] at the `width` positions that predict the last `width` tokens, and with `want_hidden`
+    the last layer's hidden states over the prompt columns [N, P, H]).
+
+    prompt_index [N]: rows with equal values share their prompt columns, which then go through the model once
+    (module docstring). prefix_model: the module that runs that prompt pass (default `model`); under DDP the
+    trainer passes the unwrapped model there, so the DDP wrapper sees exactly one forward per backward.
+    """
+    if prompt_index is not None and model not in _NO_SHARING:
+        shared = _shared_prompt_forward(model, prefix_model or model, input_ids, attention_mask, width, prompt_index,
+                                        want_hidden)  # fmt: skip
+        if shared is not None:
+            return shared
     inputs = dict(
         input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids_from_mask(attention_mask),
         use_cache=False,
     )  # fmt: skip
+    if want_hidden:
+        out = model(**inputs, output_hidden_states=True)
+        return out.logits[:, -(width + 1) : -1], out.hidden_states[-1][:, : input_ids.shape[1] - width]
     try:
         # logits_to_keep = width + 1: the last position's logits predict past the sequence and are dropped.
         logits = model(**inputs, logits_to_keep=width + 1).logits  # [N, T+1, V]
     except TypeError:  # an architecture without logits_to_keep: full logits, then slice
         logits = model(**inputs).logits  # [N, L, V]
-    return logits[:, -(width + 1) : -1]  # [N, T, V]
+    return logits[:, -(width + 1) : -1], None  # [N, T, V]
+
+
+def _shared_prompt_forward(model, prefix_model, input_ids, attention_mask, width, prompt_index, want_hidden):
+    """The prompt pass over distinct prompts, then the response pass on the repeated cache; None where the
+    rows share nothing or the model's cache cannot be repeated (the caller then runs the full forward)."""
+    distinct, inverse = torch.unique(prompt_index, return_inverse=True)  # [U], [N]
+    if len(distinct) == len(prompt_index):
+        return None  # one row per prompt: nothing to share
+    prompt_width = input_ids.shape[1] - width
+    first = torch.full((len(distinct),), len(prompt_index), device=inverse.device).scatter_reduce(
+        0, inverse, torch.arange(len(prompt_index), device=inverse.device), reduce="amin"
+    )  # [U] the first row holding each distinct prompt
+    prompt_mask = attention_mask[first, :prompt_width]  # [U, P]
+    try:
+        prompt = prefix_model(
+            input_ids=input_ids[first, :prompt_width], attention_mask=prompt_mask,
+            position_ids=position_ids_from_mask(prompt_mask), use_cache=True, logits_to_keep=1,
+            output_hidden_states=want_hidden,
+        )  # fmt: skip
+    except TypeError:  # an architecture without logits_to_keep
+        prompt = None
+    cache = None if prompt is None else getattr(prompt, "past_key_values", None)
+    if not repeatable_cache(cache):
+        _NO_SHARING.add(model)
+        return None
+    cache.batch_select_indices(inverse)  # [U, ...] -> [N, ...] per layer, differentiable
+    response = model(
+        input_ids=input_ids[:, prompt_width:], attention_mask=attention_mask,
+        position_ids=position_ids_from_mask(attention_mask)[:, prompt_width:], past_key_values=cache, use_cache=True,
+    )  # fmt: skip
+    # Response token 0 is predicted by the last prompt column; token t > 0 by response column t - 1.
+    logits = torch.cat([prompt.logits[:, -1:][inverse], response.logits[:, :-1]], dim=1)  # [N, T, V]
+    hidden = prompt.hidden_states[-1][inverse] if want_hidden else None  # [N, P, H]
+    return logits, hidden
+
+
+def repeatable_cache(cache) -> bool:
+    """True for a cache of plain full-attention layers (rows can be gathered and the response appended)."""
+    try:
+        from transformers.cache_utils import DynamicLayer
+    except ImportError:  # an older transformers without per-layer caches
+        return False
+    layers = getattr(cache, "layers", None)
+    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
 
 
 def token_logprobs(
@@ -37,21 +116,23 @@ def token_logprobs(
     """log softmax(logits / temperature) at `targets`, and optionally the entropy of each token distribution.
 
     logits [N, T, V] (any float dtype), targets [N, T] -> float32 [N, T] (and [N, T] or None).
-    Rows are done one at a time so the float32 copy of the logits is [T, V], not [N, T, V].
+    Rows are done a chunk at a time, so the float32 copy of the logits is at most ROW_CHUNK_ELEMENTS (or one
+    row, [T, V], for a large vocabulary), not [N, T, V].
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
+    rows = max(1, ROW_CHUNK_ELEMENTS // max(1, logits.shape[1] * logits.shape[2]))
     logprobs, entropies = [], []
-    for row_logits, row_targets in zip(logits, targets):
-        scaled = row_logits.float() / temperature  # [T, V]
-        log_normaliser = torch.logsumexp(scaled, dim=-1)  # [T]
-        picked = scaled.gather(-1, row_targets.unsqueeze(-1)).squeeze(-1)  # [T]
-        logprobs.append(picked - log_normaliser)  # [T]
+    for chunk_logits, chunk_targets in zip(logits.split(rows), targets.split(rows)):
+        scaled = chunk_logits.float() / temperature  # [n, T, V]
+        log_normaliser = torch.logsumexp(scaled, dim=-1)  # [n, T]
+        picked = scaled.gather(-1, chunk_targets.unsqueeze(-1)).squeeze(-1)  # [n, T]
+        logprobs.append(picked - log_normaliser)  # [n, T]
         if with_entropy:
             # H = log Z - E_p[z]: one softmax, no log_softmax tensor kept.
-            entropies.append(log_normaliser - (torch.softmax(scaled, dim=-1) * scaled).sum(-1))  # [T]
-    entropy = torch.stack(entropies) if with_entropy else None  # [N, T]
-    return torch.stack(logprobs), entropy  # [N, T]
+            entropies.append(log_normaliser - (torch.softmax(scaled, dim=-1) * scaled).sum(-1))  # [n, T]
+    entropy = torch.cat(entropies) if with_entropy else None  # [N, T]
+    return torch.cat(logprobs), entropy  # [N, T]
 
 
 def sequence_logprobs(
@@ -61,24 +142,34 @@ def sequence_logprobs(
     response_mask: torch.Tensor,
     temperature: float = 1.0,
     with_entropy: bool = False,
+    prompt_index: torch.Tensor | None = None,
+    prefix_model=None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Log-probs [N, T] (float32) of the response tokens, and their token entropies when asked.
 
     input_ids, attention_mask: [N, L], prompt then response, the response in the last T columns.
     response_mask: [N, T], 1 on real response tokens. Masked entries of both outputs are 0.
     `temperature` must be the sampling temperature so the log-probs match the rollout's. Gradients flow
-    unless the caller wraps this in `torch.no_grad()` (old and reference log-probs).
+    unless the caller wraps this in `torch.no_grad()` (old and reference log-probs). prompt_index [N] (rows
+    with equal values share their prompt) and prefix_model: see response_forward.
     """
     width = response_mask.shape[1]
+    check_layout(input_ids, width)
+    logits, _ = response_forward(model, input_ids, attention_mask, width, prompt_index, prefix_model)  # [N, T, V]
+    logprobs, entropy = token_logprobs(logits, input_ids[:, -width:], temperature, with_entropy)  # [N, T]
+    return mask_response(logprobs, response_mask), mask_response(entropy, response_mask)
+
+
+def check_layout(input_ids: torch.Tensor, width: int) -> None:
     if input_ids.shape[1] <= width:
         raise ValueError(
             f"input_ids has {input_ids.shape[1]} columns; it needs the prompt before the {width} response ones"
         )
-    logits = _response_logits(model, input_ids, attention_mask, width)  # [N, T, V]
-    logprobs, entropy = token_logprobs(logits, input_ids[:, -width:], temperature, with_entropy)  # [N, T]
-    mask = response_mask.bool()  # [N, T]
+
+
+def mask_response(values: torch.Tensor | None, response_mask: torch.Tensor) -> torch.Tensor | None:
+    """Zero outside the response mask ([N, T]; None passes through)."""
+    if values is None:
+        return None
     # where, not multiply: a padded position may hold -inf (a masked vocabulary entry) and -inf * 0 is nan.
-    logprobs = torch.where(mask, logprobs, torch.zeros_like(logprobs))  # [N, T]
-    if entropy is not None:
-        entropy = torch.where(mask, entropy, torch.zeros_like(entropy))  # [N, T]
-    return logprobs, entropy
+    return torch.where(response_mask.bool(), values, torch.zeros_like(values))

@@ -7,11 +7,15 @@ Every prompt is repeated n times and the batch is left-padded, so prompts of dif
    the [N, T, V] of `output_scores` / `output_logits` (gigabytes for a 150k vocabulary);
 3. a chooser draws each row's token from its own seeded generator (batch-independent samples, see base.py)
    and returns scores that are -inf except at that token, so generate()'s greedy step just reads it back.
-   On a CPU each row calls torch.multinomial with its own generator. On a GPU that is several kernel launches
-   per row per token (128 rows: ~500 launches, more than a 0.5B model's own forward), so there each row's
-   generator draws all its uniforms up front and every token is chosen for all rows at once by inverse-CDF
-   lookup. Both draw exactly from softmax(scores); the streams differ, so a seed gives other completions on a
-   GPU than on a CPU (as GPU kernels do anyway). scripts/gpu_check.sh times the two side by side.
+   Each row's generator draws all its uniforms up front, and every token is chosen for all rows at once by
+   inverse-CDF lookup: one op per token instead of a torch.multinomial call per row (on a GPU several kernel
+   launches each: 128 rows made ~500 launches per token, more than a 0.5B model's own forward; on a CPU the
+   calls cost 17% of the rollout). `batched_sampling=False` keeps the per-row multinomial: both draw exactly
+   from softmax(scores), with different streams. scripts/gpu_check.sh times the two side by side.
+Shared prompts: the n rows of a prompt start from one prefill. Each distinct prompt (but its last token) goes
+through the model once, the key/value cache is repeated to its rows, and generate() continues from it (its
+documented cache re-use), so the prefill costs B prompts, not B * n rows. Models whose cache cannot be
+repeated (ladkit.models.logprobs.repeatable_cache) prefill every row, as before.
 Generation runs in eval mode (no LoRA or attention dropout) under no_grad, and every module's train/eval
 flag is restored afterwards.
 """
@@ -20,12 +24,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from weakref import WeakSet
 
 import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
 from ladkit.errors import LadkitError
+from ladkit.models.logprobs import position_ids_from_mask, repeatable_cache
 from ladkit.rollout.base import (
     Completion,
     RolloutGroup,
@@ -37,6 +43,8 @@ from ladkit.rollout.base import (
     trim_at_eos,
 )
 
+_NO_SHARED_PREFILL: WeakSet = WeakSet()  # models whose cache cannot be repeated across rows
+
 
 class HFBackend:
     """Samples with `model.generate` (a plain transformers model or a peft model)."""
@@ -47,7 +55,7 @@ class HFBackend:
         self.model = model
         self.tokenizer = tokenizer
         self.max_batch_size = max_batch_size  # rows (prompt x sample) per generate call; None = all at once
-        self.batched_sampling = batched_sampling  # seeded draws for all rows at once; None = off a CPU only
+        self.batched_sampling = batched_sampling  # seeded draws for all rows at once (None: yes)
         self.stop_ids = eos_ids(tokenizer, model)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.stop_ids)
 
@@ -81,16 +89,38 @@ class HFBackend:
     def _sample(self, rows: list[list[int]], row_seeds: list[int] | None, sampling: SamplingConfig) -> list[Completion]:
         input_ids, attention_mask = _left_pad(rows, self.pad_id, self._device())  # [R, P] each
         recorder = _ChosenLogprobs()
-        batched = input_ids.device.type != "cpu" if self.batched_sampling is None else self.batched_sampling
-        chooser = _ChooseToken(row_seeds, input_ids.device, sampling.max_new_tokens, batched)
+        chooser = _ChooseToken(row_seeds, input_ids.device, sampling.max_new_tokens, self.batched_sampling is not False)
         processors = [*_warpers(sampling), recorder, chooser]
         sequences = self.model.generate(
             input_ids=input_ids, attention_mask=attention_mask, generation_config=self._generation_config(sampling),
-            logits_processor=LogitsProcessorList(processors),
+            logits_processor=LogitsProcessorList(processors), **self._shared_prefill(rows, input_ids, attention_mask),
         )  # fmt: skip
         generated = sequences[:, input_ids.shape[1] :]  # [R, T]
         logprobs = recorder.result(generated)  # [R, T]
         return [self._completion(generated[r].tolist(), logprobs[r].tolist()) for r in range(len(rows))]
+
+    def _shared_prefill(self, rows: list[list[int]], input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict:
+        """{"past_key_values": the cache of every row's prompt but its last column, filled once per distinct
+        prompt}, or {} where nothing is shared or the model's cache cannot be repeated."""
+        distinct: dict[tuple[int, ...], int] = {}
+        inverse = torch.tensor([distinct.setdefault(tuple(r), len(distinct)) for r in rows])  # [R]
+        if len(distinct) == len(rows) or input_ids.shape[1] < 2 or self.model in _NO_SHARED_PREFILL:
+            return {}
+        first = torch.tensor([rows.index(list(prompt)) for prompt in distinct])  # [U]
+        mask = attention_mask[first, :-1]  # [U, P-1]
+        try:
+            out = self.model(
+                input_ids=input_ids[first, :-1], attention_mask=mask, position_ids=position_ids_from_mask(mask),
+                use_cache=True, logits_to_keep=1,
+            )  # fmt: skip
+        except TypeError:  # an architecture without logits_to_keep
+            out = None
+        cache = getattr(out, "past_key_values", None)
+        if not repeatable_cache(cache):
+            _NO_SHARED_PREFILL.add(self.model)
+            return {}
+        cache.batch_select_indices(inverse.to(input_ids.device))  # [U, ...] -> [R, ...] per layer
+        return {"past_key_values": cache}
 
     def _completion(self, token_ids: list[int], logprobs: list[float]) -> Completion:
         # generate() keeps a finished row going with pad tokens until the longest row ends: cut after EOS.

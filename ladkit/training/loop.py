@@ -24,7 +24,7 @@ from ladkit.training import checkpoint, collect, distributed
 from ladkit.training.config import TrainConfig
 from ladkit.training.data import sample_seed, shard, step_indices
 from ladkit.training.metrics import diversity_metrics, policy_metrics, rollout_metrics, track_after, track_before
-from ladkit.training.optimise import SkipGuard, recompute, update
+from ladkit.training.optimise import SkipGuard, deterministic_forward, mini_batch_rows, recompute, update
 from ladkit.training.setup import TrainContext, build
 
 Callback = Callable[[int, dict[str, Any], TrainContext], None]
@@ -107,12 +107,14 @@ def train_step(ctx: TrainContext, step: int, guard: SkipGuard | None = None) -> 
     micro = max(1, batch.num_sequences // (config.mini_batches * config.optim.grad_accumulation))
     reference = _reference(ctx)
     update_start = time.perf_counter()
-    old_logprobs, entropy, ref_logprobs = recompute(ctx.model, batch, config.rollout.temperature, micro, reference)
+    # The first optimiser step's rows get pi_old from that step's own forward (optimise.py), unless dropout.
+    first = mini_batch_rows(batch, config.mini_batches)[0] if deterministic_forward(ctx.model) else None
+    old = recompute(ctx.model, batch, config.rollout.temperature, micro, reference, skip=first)
     _synchronize(ctx.device)
     recompute_s = time.perf_counter() - update_start
     tracked = track_before(ctx, step)  # after the step's own draws, own seeds, RNG restored: training unchanged
     update_start = time.perf_counter()
-    stats = update(ctx, batch, old_logprobs, ref_logprobs, guard)
+    stats = update(ctx, batch, old, guard)
     _synchronize(ctx.device)
     update_s = recompute_s + time.perf_counter() - update_start  # pi_old recomputation + optimisation, no tracking
     tracked = track_after(ctx, tracked)
@@ -121,7 +123,7 @@ def train_step(ctx: TrainContext, step: int, guard: SkipGuard | None = None) -> 
     tokens = float(batch.attention_mask.sum())
     row = {
         **rollout_metrics(batch),
-        **policy_metrics(batch, old_logprobs, entropy),
+        **policy_metrics(batch, old.logprobs, old.entropy),
         **diversity_metrics(batch.records, config.group_size, policy_tokens(ctx.tokenizer)),
         **stats.metrics,
         "optim/skipped_steps": float(stats.skipped),

@@ -1,40 +1,36 @@
 """Forward passes of the policy over a RolloutBatch: response log-probs, token entropy, prompt features.
 
-The log-prob maths lives in ladkit.models.logprobs (fp32, row by row, logits only where needed); this module
-adds what the trainer needs around it: the FlowRL path that also returns the prompt's hidden state, and
-FlowRL's log Z head.
+The log-prob maths lives in ladkit.models.logprobs (fp32, logits only where needed, one prompt pass per
+group); this module adds what the trainer needs around it: the FlowRL path that also returns the prompt's
+hidden state, and FlowRL's log Z head.
 """
 
 from __future__ import annotations
 
 import torch
 
-from ladkit.models.logprobs import position_ids_from_mask, sequence_logprobs, token_logprobs
+from ladkit.models.logprobs import check_layout, mask_response, response_forward, token_logprobs
 from ladkit.training.batch import RolloutBatch
 
 
 def response_logprobs(
-    model, batch: RolloutBatch, temperature: float, want_entropy: bool = False, want_hidden: bool = False
-):
-    """(logprobs [N, T], entropy [N, T] or None, prompt feature [N, H] or None) for `batch`."""
+    model, batch: RolloutBatch, temperature: float, want_entropy: bool = False, want_hidden: bool = False,
+    prefix_model=None,
+):  # fmt: skip
+    """(logprobs [N, T], entropy [N, T] or None, prompt feature [N, H] or None) for `batch`.
+
+    The rows of a group share one prompt pass (ladkit.models.logprobs, "Shared prompts"); `prefix_model` is
+    the unwrapped model when `model` is a DDP wrapper.
+    """
     mask = batch.response_mask
-    if not want_hidden:
-        logprobs, entropy = sequence_logprobs(
-            model, batch.input_ids, batch.attention_mask, mask, temperature, with_entropy=want_entropy
-        )
-        return logprobs, entropy, None
-    out = model(
-        input_ids=batch.input_ids,
-        attention_mask=batch.attention_mask,
-        position_ids=position_ids_from_mask(batch.attention_mask),
-        output_hidden_states=True,
-        use_cache=False,
-    )
-    t = mask.shape[1]
-    logits = out.logits[:, -(t + 1) : -1]  # [N, T, V] the positions that predict the response tokens
-    logprobs, entropy = token_logprobs(logits, batch.input_ids[:, -t:], temperature, want_entropy)  # [N, T]
-    logprobs = torch.where(mask.bool(), logprobs, torch.zeros_like(logprobs))
-    return logprobs, entropy, prompt_feature(out.hidden_states[-1], batch)
+    width = mask.shape[1]
+    check_layout(batch.input_ids, width)
+    logits, hidden = response_forward(
+        model, batch.input_ids, batch.attention_mask, width, batch.group_index, prefix_model, want_hidden
+    )  # [N, T, V], [N, P, H] or None
+    logprobs, entropy = token_logprobs(logits, batch.input_ids[:, -width:], temperature, want_entropy)  # [N, T]
+    feature = prompt_feature(hidden, batch) if want_hidden else None
+    return mask_response(logprobs, mask), mask_response(entropy, mask), feature
 
 
 def prompt_feature(hidden: torch.Tensor, batch: RolloutBatch) -> torch.Tensor:

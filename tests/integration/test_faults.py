@@ -90,9 +90,9 @@ def test_a_non_finite_loss_skips_the_step_and_changes_nothing(tmp_path, monkeypa
     poison_loss(monkeypatch, lambda i: i == 1)  # step 0's second mini-batch (the optimiser has state by then)
     real_step, seen = optimise.mini_batch_step, []
 
-    def watched(ctx, batch, rows, old_logprobs, ref_logprobs):
+    def watched(ctx, batch, rows, old):
         before = ([p.detach().clone() for p in ctx.parameters], copy.deepcopy(ctx.optimizer.state_dict()))
-        metrics = real_step(ctx, batch, rows, old_logprobs, ref_logprobs)
+        metrics = real_step(ctx, batch, rows, old)
         weights, state = before
         unchanged = all(torch.equal(a, p) for a, p in zip(weights, ctx.parameters))
         same_state = _states_equal(state, ctx.optimizer.state_dict())

@@ -189,3 +189,50 @@ def test_a_callback_can_stop_training_cleanly(tmp_path):
     assert json.loads((run / "meta.json").read_text())["status"] == "stopped"
     assert [r["step"] for r in rows_of(run)] == [0, 1, 2]  # two steps, then the final evaluation
     assert (run / "checkpoints/step_000001").is_dir()  # the last step trained is saved
+
+
+def test_pi_old_from_the_first_optimiser_step_matches_a_full_recompute(tmp_path, monkeypatch):
+    # Without dropout, the first mini-batch's pi_old is its own forward, detached (no update has happened yet),
+    # so a step recomputes only the other mini-batches. The run must be the one a full recompute gives, up to
+    # float rounding; with dropout (deterministic_forward False) every row is recomputed.
+    from safetensors.torch import load_file
+
+    from ladkit.training import loop
+
+    skipped: list[int] = []
+    recompute = loop.recompute
+
+    def spy(*args, skip=None, **kwargs):
+        skipped.append(0 if skip is None else len(skip))
+        return recompute(*args, skip=skip, **kwargs)
+
+    monkeypatch.setattr(loop, "recompute", spy)
+    runs = {}
+    for reuse in (True, False):
+        monkeypatch.setattr(loop, "deterministic_forward", lambda model, reuse=reuse: reuse)
+        run = tmp_path / f"reuse-{reuse}"
+        train(small_config(steps=2, eval_every=0, mini_batches=2), run)
+        runs[reuse] = (load_file(run / "checkpoints/step_000001/policy/adapter_model.safetensors"), rows_of(run))
+    # 4 prompts x 4 samples in 2 mini-batches: 8 rows of each step come from the update's first forward.
+    assert skipped == [8, 8, 0, 0]
+    weights, rows = runs[True]
+    assert all(torch.allclose(weights[k], runs[False][0][k], atol=1e-6) for k in weights)
+    steps = [(row, other) for row, other in zip(rows, runs[False][1]) if "policy/entropy" in row]
+    assert len(steps) == 2
+    for row, other in steps:
+        assert row["policy/entropy"] == pytest.approx(other["policy/entropy"], abs=1e-5)
+        assert row["rollout/logprob_diff"] == pytest.approx(other["rollout/logprob_diff"], abs=1e-5)
+        assert row["rollout/logprob_diff"] < 1e-4  # pi_old agrees with the sampler, filled rows included
+
+
+def test_dropout_means_a_full_recompute():
+    from ladkit.models.builtin import builtin_model_path
+    from ladkit.models.loading import ModelConfig, load_policy
+    from ladkit.training.optimise import deterministic_forward
+
+    model, _ = load_policy(ModelConfig(name_or_path=str(builtin_model_path()), lora_rank=4))
+    assert deterministic_forward(model)
+    dropped, _ = load_policy(ModelConfig(name_or_path=str(builtin_model_path()), lora_rank=4, lora_dropout=0.1))
+    assert not deterministic_forward(dropped)  # LoRA dropout: an nn.Dropout module with p > 0
+    model.config.attention_dropout = 0.1  # transformers applies it functionally: only the config shows it
+    assert not deterministic_forward(model)

