@@ -1,8 +1,8 @@
 """Benchmark: what LAD costs over GRPO (benchmarks issue, point 1; target LAD/GRPO <= 1.02).
 
 Two measurements, LAD (every divergence) and GRPO interleaved in one process so load affects them alike:
-  step   full train_step() on the built-in model (rollout, scoring, pi_old recomputation, loss, backward,
-         AdamW), default geometry. Before every timed step the LoRA weights and optimiser state are restored
+  step   full train_step() on the built-in model (rollout, scoring, pi_old, loss, backward, AdamW), default
+         geometry. Before every timed step the LoRA weights and optimiser state are restored
          and the step index is the same, so every objective sees byte-identical rollouts (checked).
   loss   objective_loss() + backward alone, on recorded-shape tensors with a fake log-prob leaf
          ([N=128, T=16] and [N=64, T=512]): the objective's own cost, without the model around it.

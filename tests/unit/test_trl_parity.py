@@ -1,7 +1,7 @@
 """Loss parity with TRL: ladkit's GRPO objective (ladkit.objectives, aggregation as TRL's `loss_type`) against
 TRL's own GRPOTrainer._compute_loss on identical float32 tensors, per loss type, clip on/off, with and without
-the k3 KL term. The harness lives in benchmarks/trl_compare.py (`parity_case`), which also reports these
-differences in benchmarks/results/trl_compare.json; it replaces only TRL's model forward
+the k3 KL term. The harness lives in benchmarks/trl_parity.py (`parity_case`); benchmarks/trl_compare.py also
+reports these differences in benchmarks/results/trl_compare.json. It replaces only TRL's model forward
 (`_get_per_token_logps_and_entropies`) so that it returns the given log-probs.
 
 trl is in the dev extra (pyproject.toml), so CI runs this; without trl installed the test is skipped.
@@ -18,11 +18,11 @@ import torch
 pytest.importorskip("trl", reason="trl is not installed (it is in the dev extra: pip install -e '.[dev]')")
 
 torch.set_num_threads(1)
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "trl_compare.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "trl_parity.py"
 
 
 def _load_benchmark():
-    spec = importlib.util.spec_from_file_location("trl_compare", SCRIPT)
+    spec = importlib.util.spec_from_file_location("trl_parity", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
