@@ -106,7 +106,7 @@ class HFBackend:
         inverse = torch.tensor([distinct.setdefault(tuple(r), len(distinct)) for r in rows])  # [R]
         if len(distinct) == len(rows) or input_ids.shape[1] < 2 or self.model in _NO_SHARED_PREFILL:
             return {}
-        first = torch.tensor([rows.index(list(prompt)) for prompt in distinct])  # [U]
+        first = torch.tensor([rows.index(list(prompt)) for prompt in distinct], device=input_ids.device)  # [U]
         mask = attention_mask[first, :-1]  # [U, P-1]
         try:
             out = self.model(

@@ -129,3 +129,24 @@ def test_row_chunks_do_not_change_token_logprobs(monkeypatch, rows):
     logprobs, entropy = lp.token_logprobs(logits, targets, with_entropy=True)
     assert logprobs.shape == entropy.shape == (5, 4)
     torch.testing.assert_close(logprobs.double(), expected, atol=1e-6, rtol=1e-6)
+
+
+def test_response_positions_follow_the_mask_for_absolute_position_models():
+    # GPT-2's learned positions would expose a response pass that numbered its columns from the padded width
+    # (RoPE models are blind to such a shift): the shared pass must still equal the full forward.
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from ladkit.models.tiny import char_tokenizer
+
+    tokenizer = char_tokenizer()
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=32,
+                        bos_token_id=None, eos_token_id=None)  # fmt: skip
+    model = GPT2LMHeadModel(config).eval()
+    input_ids, attention_mask, response_mask, index = _grouped_batch(len(tokenizer), tokenizer.pad_token_id)
+    shapes = _row_counts(model)
+    with torch.no_grad():
+        full, _ = lp.sequence_logprobs(model, input_ids, attention_mask, response_mask)
+        shared, _ = lp.sequence_logprobs(model, input_ids, attention_mask, response_mask, prompt_index=index)
+    assert shapes[1:] == [(3, 5), (6, 4)]  # the shared path ran
+    torch.testing.assert_close(shared, full, atol=1e-5, rtol=1e-5)
