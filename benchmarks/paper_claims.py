@@ -194,6 +194,24 @@ def aggregate(groups: dict[str, list[dict[str, float]]], baseline: str = "grpo",
     return json.loads(json.dumps(out).replace("NaN", "null"))  # strict JSON: a missing seed value is null
 
 
+def pool(records: list[dict]) -> dict:
+    """Two or more grids' per-seed values as one grid per section (runs of the same seed in different grids count
+    as separate runs: their trajectories differ), aggregated as a single grid is."""
+    out = {}
+    for section in ("main", "knobs"):
+        groups: dict[str, list[dict[str, float]]] = {}
+        for record in records:
+            for group, entry in record.get(section, {}).items():
+                metrics = entry["metrics"]
+                n = len(next(iter(metrics.values()))["per_seed"])
+                runs = [{name: metrics[name]["per_seed"][i] for name in metrics} for i in range(n)]
+                groups.setdefault(group, []).extend(runs)
+        clean = {g: [{k: (np.nan if v is None else v) for k, v in run.items()} for run in runs]
+                 for g, runs in groups.items()}  # fmt: skip
+        out[section] = aggregate(clean)
+    return out
+
+
 def load_group_values(runs_dir: Path, settings, seeds) -> dict[str, list[dict[str, float]]]:
     from ladkit.runs import read_rows
 
@@ -271,7 +289,22 @@ def main() -> None:
     parser.add_argument("--no-knobs", action="store_true", help="main grid only")
     parser.add_argument("--quick", action="store_true", help="3 steps, one seed, 8 held-out prompts (smoke test)")
     parser.add_argument("--out-dir", default=None, help="default: benchmarks/results (quick: a folder in /tmp)")
+    parser.add_argument(
+        "--pool",
+        nargs="+",
+        metavar="JSON",
+        default=None,
+        help="no training: pool these paper_claims.json records into <out-dir>/paper_claims_pooled.json",
+    )
     args = parser.parse_args()
+    if args.pool:
+        sources = [Path(path) for path in args.pool]
+        record = {"benchmark": "paper_claims_pooled", "sources": [shown(path) for path in sources],
+                  **pool([json.loads(path.read_text()) for path in sources])}  # fmt: skip
+        target = Path(args.out_dir or RESULTS) / "paper_claims_pooled.json"
+        target.write_text(json.dumps(record, indent=1) + "\n")
+        print(json.dumps(record))
+        return
     seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")]
     knob_seeds = seeds if args.knob_seeds is None or args.quick else [int(s) for s in args.knob_seeds.split(",")]
     out = Path(args.out_dir or ("/tmp/paper_claims_quick" if args.quick else RESULTS))

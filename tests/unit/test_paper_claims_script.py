@@ -68,3 +68,18 @@ def test_aggregate_one_seed_gives_no_verdict(claims):
     lad = out["lad-js"]["metrics"]["pass@1"]
     assert lad["delta_vs_grpo"]["ci95"] == [0.3, 0.3]  # a point: one seed each
     assert lad["delta_excludes_0"] is None
+
+
+def test_pool_merges_grids_run_by_run(claims):
+    # Two grids of 2 runs each: pooled, GRPO's pass@1 is the mean of all 4 runs (0.2, 0.2, 0.4, 0.4 -> 0.3) and
+    # LAD-js's (0.5, 0.5, 0.3, None) is the mean of its 3 values, 13/30; a missing value stays null.
+    first = {"main": claims.aggregate({"grpo": [{"pass@1": 0.2}] * 2, "lad-js": [{"pass@1": 0.5}] * 2})}
+    second = {"main": claims.aggregate({"grpo": [{"pass@1": 0.4}] * 2, "lad-js": [{"pass@1": 0.3}, {}]})}
+    out = claims.pool([first, second])
+    json.dumps(out, allow_nan=False)
+    grpo, lad = out["main"]["grpo"]["metrics"]["pass@1"], out["main"]["lad-js"]["metrics"]["pass@1"]
+    assert grpo["per_seed"] == [0.2, 0.2, 0.4, 0.4] and grpo["value"]["mean"] == pytest.approx(0.3)
+    assert lad["per_seed"] == [0.5, 0.5, 0.3, None] and lad["value"]["n_seeds"] == 3
+    assert lad["value"]["mean"] == pytest.approx(13 / 30, abs=1e-4)
+    assert lad["delta_vs_grpo"]["mean"] == pytest.approx(13 / 30 - 0.3, abs=1e-4)
+    assert out["knobs"] == {}
