@@ -31,8 +31,8 @@ def group_distributions(
 def token_entropy(logits: torch.Tensor, mask: torch.Tensor, temperature: float = 1.0) -> float:
     """Mean true entropy (nats) of softmax(logits / temperature) over the tokens `mask` marks.
 
-    logits [N, T, V], mask [N, T]. Reuses ladkit.models.logprobs.token_logprobs, which works one row at a
-    time, so the float32 working copy is [T, V] whatever N is.
+    logits [N, T, V], mask [N, T]. Reuses ladkit.models.logprobs.token_logprobs, which works a chunk of rows
+    at a time, so the float32 working copy stays bounded whatever N is.
     """
     targets = torch.zeros(logits.shape[:2], dtype=torch.long, device=logits.device)  # [N, T] (unused picks)
     _, entropy = token_logprobs(logits, targets, temperature, with_entropy=True)  # [N, T]

@@ -115,7 +115,8 @@ def token_logprobs(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """log softmax(logits / temperature) at `targets`, and optionally the entropy of each token distribution.
 
-    logits [N, T, V] (any float dtype), targets [N, T] -> float32 [N, T] (and [N, T] or None).
+    logits [N, T, V] (any float dtype), targets [N, T] -> float32 [N, T] (and [N, T] or None). The entropy is a
+    metric and carries no gradient.
     Rows are done a chunk at a time, so the float32 copy of the logits is at most ROW_CHUNK_ELEMENTS (or one
     row, [T, V], for a large vocabulary), not [N, T, V].
     """
@@ -128,9 +129,10 @@ def token_logprobs(
         log_normaliser = torch.logsumexp(scaled, dim=-1)  # [n, T]
         picked = scaled.gather(-1, chunk_targets.unsqueeze(-1)).squeeze(-1)  # [n, T]
         logprobs.append(picked - log_normaliser)  # [n, T]
-        if with_entropy:
-            # H = log Z - E_p[z]: one softmax, no log_softmax tensor kept.
-            entropies.append(log_normaliser - (torch.softmax(scaled, dim=-1) * scaled).sum(-1))  # [n, T]
+        if with_entropy:  # a metric: no gradient, so autograd keeps no [n, T, V] softmax for it
+            with torch.no_grad():
+                # H = log Z - E_p[z]: one softmax, no log_softmax tensor kept.
+                entropies.append(log_normaliser - (torch.softmax(scaled, dim=-1) * scaled).sum(-1))  # [n, T]
     entropy = torch.cat(entropies) if with_entropy else None  # [N, T]
     return torch.cat(logprobs), entropy  # [N, T]
 

@@ -150,3 +150,11 @@ def test_response_positions_follow_the_mask_for_absolute_position_models():
         shared, _ = lp.sequence_logprobs(model, input_ids, attention_mask, response_mask, prompt_index=index)
     assert shapes[1:] == [(3, 5), (6, 4)]  # the shared path ran
     torch.testing.assert_close(shared, full, atol=1e-5, rtol=1e-5)
+
+
+def test_entropy_is_a_metric_without_gradient():
+    # The trainer asks for entropies in the forward whose log-probs it trains on (the first mini-batch fills
+    # pi_old from it): the entropy must not hold an [n, T, V] softmax in the autograd graph.
+    logits = torch.randn(2, 3, 5, requires_grad=True)  # [N, T, V]
+    logprobs, entropy = lp.token_logprobs(logits, torch.zeros(2, 3, dtype=torch.long), with_entropy=True)
+    assert logprobs.requires_grad and not entropy.requires_grad
