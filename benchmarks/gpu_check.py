@@ -145,7 +145,7 @@ def run_objective(objective: str, model_dir: Path, run_dir: Path, args) -> list[
 
 def compare_samplers(model_dir: Path, args, repeats: int = 2) -> dict:
     """Seconds of one rollout batch (prompts x G x max_new_tokens) with the hf backend's two seeded samplers:
-    all rows at once by inverse CDF (its default off a CPU) and one torch.multinomial per row (its CPU way)."""
+    all rows at once by inverse CDF (its default) and one torch.multinomial per row (batched_sampling=False)."""
     from ladkit.models.loading import ModelConfig, load_policy, render_prompt
     from ladkit.rollout import SamplingConfig, make_backend
 
