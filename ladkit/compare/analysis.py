@@ -38,6 +38,9 @@ FINAL_WINDOW = 3
 """Final value of a run: the mean over its last this-many aligned steps (one noisy step is not a verdict).
 Evaluation keys use their last value only: each is already a mean over the held-out split, and evals are
 sparse (every eval_every steps), so three of them would reach far back into training."""
+# Below this many runs (seeds) in a group, a bootstrap over them understates the run-to-run spread: in the
+# benchmarks' paper-claims grid, a 3-seed "excludes 0" on pass@8 reversed sign when the grid was re-run.
+FEW_RUNS = 5
 
 
 def higher_is_better(metric: str) -> bool:
@@ -178,7 +181,17 @@ def compare_runs(
         raise LadkitError(f"the runs share none of the metrics {', '.join(metrics or DEFAULT_METRICS)}")
     if len(groups) == 1:
         notes.append(f"only one group ({baseline}): nothing to compare against; use --group-by to split")
+    notes += _few_runs_note(groups)
     return Comparison(groups, baseline, list(metrics or DEFAULT_METRICS), results, notes, seed)
+
+
+def _few_runs_note(groups: dict[str, list[Run]]) -> list[str]:
+    few = {group: len(runs) for group, runs in groups.items() if len(runs) < FEW_RUNS}
+    if len(groups) < 2 or not few:
+        return []
+    counts = ", ".join(f"{group} {n}" for group, n in few.items())
+    return [f"few runs per group ({counts}): intervals over so few seeds understate the run-to-run spread, so "
+            f"read better/worse as tentative; {FEW_RUNS} or more seeds per group make them trustworthy"]  # fmt: skip
 
 
 def _pick_baseline(groups: dict[str, list[Run]], baseline: str | None) -> str:

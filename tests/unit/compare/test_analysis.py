@@ -53,9 +53,10 @@ def test_different_lengths_align_on_common_steps(make_run, tmp_path):
     comparison = run_compare([tmp_path / "short", tmp_path / "long"], metrics=["reward/mean"])
     lad = comparison.result("lad:js", "reward/mean")
     assert lad.steps == [0, 1, 2] and lad.final.mean == pytest.approx((0.0 + 0.5 + 0.6) / 3)
-    assert comparison.notes == [
+    assert comparison.notes[0] == (
         "runs differ in length (last step: short 2, long 4); metrics are compared on common steps (<= 2)"
-    ]
+    )
+    assert comparison.notes[1].startswith("few runs per group (grpo 1, lad:js 1)") and len(comparison.notes) == 2
 
 
 def test_missing_metric_is_a_note_and_nothing_usable_is_an_error(make_run, tmp_path):
@@ -63,10 +64,28 @@ def test_missing_metric_is_a_note_and_nothing_usable_is_an_error(make_run, tmp_p
     make_run("b", "lad", [0.3, 0.4])
     comparison = run_compare([tmp_path], metrics=["reward/mean", "x/y"])
     assert comparison.result("lad:js", "reward/mean").final.mean == pytest.approx(0.35)
-    assert comparison.result("grpo", "x/y").final is None and comparison.notes == ["x/y: missing in a, b"]
+    assert comparison.result("grpo", "x/y").final is None and comparison.notes[0] == "x/y: missing in a, b"
     make_run("c", "lad", [0.3, 0.4], key="policy/entropy")  # shares no metric with a and b
     with pytest.raises(LadkitError, match="the runs share none of the metrics reward/mean, policy/entropy"):
         run_compare([tmp_path], metrics=["reward/mean", "policy/entropy"])
     (tmp_path / "empty").mkdir()
     with pytest.raises(LadkitError, match=r"no usable run to compare \(.*empty: not a run folder"):
         run_compare([tmp_path / "empty"])
+
+
+def test_few_runs_per_group_is_a_note(make_run, tmp_path):
+    # 3 seeds against 5: only the 3-seed group is named; 5 on both sides and a single group give no note.
+    for seed in range(5):
+        make_run(f"grpo-s{seed}", "grpo", [0.1, 0.2 + seed / 100])
+    for seed in range(3):
+        make_run(f"lad-s{seed}", "lad", [0.3, 0.4 + seed / 100])
+    notes = run_compare([tmp_path], metrics=["reward/mean"]).notes
+    assert [n for n in notes if n.startswith("few runs")] == [
+        "few runs per group (lad:js 3): intervals over so few seeds understate the run-to-run spread, so read "
+        "better/worse as tentative; 5 or more seeds per group make them trustworthy"
+    ]
+    for seed in range(3, 5):
+        make_run(f"lad-s{seed}", "lad", [0.3, 0.4])
+    assert not any(n.startswith("few runs") for n in run_compare([tmp_path], metrics=["reward/mean"]).notes)
+    only = run_compare([tmp_path / "lad-s0"], metrics=["reward/mean"]).notes
+    assert not any(n.startswith("few runs") for n in only)
