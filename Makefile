@@ -27,7 +27,7 @@ format:
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-bench: setup-vllm  ## every benchmark (TRL side by side, vLLM throughput, paper claims, ...): 2-3 hours on 2 cores (paper claims 75+ min, rollout 32, TRL 17)
+bench: setup-vllm  ## every benchmark (TRL side by side, vLLM throughput, paper claims, ...): about 1.5 hours on 2 cores (paper claims ~35-60 min, rollout 32, TRL 6)
 	$(PY) benchmarks/run_all.py
 
 clean:

@@ -1,7 +1,7 @@
 """Every benchmark in one command: runs each script in its own process, keeps its JSON record, and writes
 `benchmarks/results/summary.json` and the generated headline table of docs/benchmarks.md.
 
-    .venv/bin/python benchmarks/run_all.py                 # everything (2-3 hours on 2 CPU cores)
+    .venv/bin/python benchmarks/run_all.py                 # everything (about 1.5 hours on 2 CPU cores)
     .venv/bin/python benchmarks/run_all.py --only objective_cost,trl_compare
     .venv/bin/python benchmarks/run_all.py --quick         # smoke run of each script; results go to /tmp
 
