@@ -46,7 +46,7 @@ def response_forward(
     (module docstring). prefix_model: the module that runs that prompt pass (default `model`); under DDP the
     trainer passes the unwrapped model there, so the DDP wrapper sees exactly one forward per backward.
     """
-    if prompt_index is not None and model not in _NO_SHARING:
+    if prompt_index is not None:
         shared = _shared_prompt_forward(model, prefix_model or model, input_ids, attention_mask, width, prompt_index,
                                         want_hidden)  # fmt: skip
         if shared is not None:
@@ -69,35 +69,53 @@ def response_forward(
 def _shared_prompt_forward(model, prefix_model, input_ids, attention_mask, width, prompt_index, want_hidden):
     """The prompt pass over distinct prompts, then the response pass on the repeated cache; None where the
     rows share nothing or the model's cache cannot be repeated (the caller then runs the full forward)."""
-    distinct, inverse = torch.unique(prompt_index, return_inverse=True)  # [U], [N]
-    if len(distinct) == len(prompt_index):
-        return None  # one row per prompt: nothing to share
     prompt_width = input_ids.shape[1] - width
-    first = torch.full((len(distinct),), len(prompt_index), device=inverse.device).scatter_reduce(
-        0, inverse, torch.arange(len(prompt_index), device=inverse.device), reduce="amin"
-    )  # [U] the first row holding each distinct prompt
-    prompt_mask = attention_mask[first, :prompt_width]  # [U, P]
-    try:
-        prompt = prefix_model(
-            input_ids=input_ids[first, :prompt_width], attention_mask=prompt_mask,
-            position_ids=position_ids_from_mask(prompt_mask), use_cache=True, logits_to_keep=1,
-            output_hidden_states=want_hidden,
-        )  # fmt: skip
-    except TypeError:  # an architecture without logits_to_keep
-        prompt = None
-    cache = None if prompt is None else getattr(prompt, "past_key_values", None)
-    if not repeatable_cache(cache):
-        _NO_SHARING.add(model)
+    shared = shared_prefix_pass(prefix_model, input_ids[:, :prompt_width], attention_mask[:, :prompt_width],
+                                prompt_index, _NO_SHARING, want_hidden)  # fmt: skip
+    if shared is None:
         return None
-    cache.batch_select_indices(inverse)  # [U, ...] -> [N, ...] per layer, differentiable
+    prompt, inverse = shared
     response = model(
         input_ids=input_ids[:, prompt_width:], attention_mask=attention_mask,
-        position_ids=position_ids_from_mask(attention_mask)[:, prompt_width:], past_key_values=cache, use_cache=True,
+        position_ids=position_ids_from_mask(attention_mask)[:, prompt_width:], past_key_values=prompt.past_key_values,
+        use_cache=True,
     )  # fmt: skip
     # Response token 0 is predicted by the last prompt column; token t > 0 by response column t - 1.
     logits = torch.cat([prompt.logits[:, -1:][inverse], response.logits[:, :-1]], dim=1)  # [N, T, V]
     hidden = prompt.hidden_states[-1][inverse] if want_hidden else None  # [N, P, H]
     return logits, hidden
+
+
+def shared_prefix_pass(model, input_ids, attention_mask, prefix_index, unsupported, want_hidden: bool = False):
+    """One forward over each distinct prefix, its key/value cache repeated to every row.
+
+    input_ids, attention_mask [N, P] (left-padded prefixes); prefix_index [N]: rows with equal values hold
+    equal prefixes. Returns (output over the distinct prefixes with the last column's logits, its
+    past_key_values repeated to the N rows; inverse [N], each row's distinct prefix), or None where the rows
+    share nothing or the cache cannot be repeated (`repeatable_cache`). A model that fails is added to
+    `unsupported` (a WeakSet) and never tried again. The repeat is an indexing op, so gradients flow back.
+    """
+    if model in unsupported or input_ids.shape[1] == 0:
+        return None
+    distinct, inverse = torch.unique(prefix_index, return_inverse=True)  # [U], [N]
+    if len(distinct) == len(prefix_index):
+        return None  # one row per prefix: nothing to share
+    rows = torch.arange(len(prefix_index), device=inverse.device)  # [N]
+    first = torch.full_like(distinct, len(prefix_index)).scatter_reduce(0, inverse, rows, reduce="amin")  # [U]
+    mask = attention_mask[first]  # [U, P]
+    try:
+        out = model(
+            input_ids=input_ids[first], attention_mask=mask, position_ids=position_ids_from_mask(mask),
+            use_cache=True, logits_to_keep=1, output_hidden_states=want_hidden,
+        )  # fmt: skip
+    except TypeError:  # an architecture without logits_to_keep
+        out = None
+    cache = getattr(out, "past_key_values", None)
+    if not repeatable_cache(cache):
+        unsupported.add(model)
+        return None
+    cache.batch_select_indices(inverse)  # [U, ...] -> [N, ...] per layer
+    return out, inverse
 
 
 def repeatable_cache(cache) -> bool:
@@ -163,6 +181,7 @@ def sequence_logprobs(
 
 
 def check_layout(input_ids: torch.Tensor, width: int) -> None:
+    """The response must be the last `width` columns, after at least one prompt column."""
     if input_ids.shape[1] <= width:
         raise ValueError(
             f"input_ids has {input_ids.shape[1]} columns; it needs the prompt before the {width} response ones"

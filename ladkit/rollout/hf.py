@@ -15,7 +15,7 @@ Every prompt is repeated n times and the batch is left-padded, so prompts of dif
 Shared prompts: the n rows of a prompt start from one prefill. Each distinct prompt (but its last token) goes
 through the model once, the key/value cache is repeated to its rows, and generate() continues from it (its
 documented cache re-use), so the prefill costs B prompts, not B * n rows. Models whose cache cannot be
-repeated (ladkit.models.logprobs.repeatable_cache) prefill every row, as before.
+repeated (ladkit.models.logprobs.shared_prefix_pass) prefill every row, as before.
 Generation runs in eval mode (no LoRA or attention dropout) under no_grad, and every module's train/eval
 flag is restored afterwards.
 """
@@ -31,7 +31,7 @@ from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
 from ladkit.errors import LadkitError
-from ladkit.models.logprobs import position_ids_from_mask, repeatable_cache
+from ladkit.models.logprobs import shared_prefix_pass
 from ladkit.rollout.base import (
     Completion,
     RolloutGroup,
@@ -103,24 +103,10 @@ class HFBackend:
         """{"past_key_values": the cache of every row's prompt but its last column, filled once per distinct
         prompt}, or {} where nothing is shared or the model's cache cannot be repeated."""
         distinct: dict[tuple[int, ...], int] = {}
-        inverse = torch.tensor([distinct.setdefault(tuple(r), len(distinct)) for r in rows])  # [R]
-        if len(distinct) == len(rows) or input_ids.shape[1] < 2 or self.model in _NO_SHARED_PREFILL:
-            return {}
-        first = torch.tensor([rows.index(list(prompt)) for prompt in distinct], device=input_ids.device)  # [U]
-        mask = attention_mask[first, :-1]  # [U, P-1]
-        try:
-            out = self.model(
-                input_ids=input_ids[first, :-1], attention_mask=mask, position_ids=position_ids_from_mask(mask),
-                use_cache=True, logits_to_keep=1,
-            )  # fmt: skip
-        except TypeError:  # an architecture without logits_to_keep
-            out = None
-        cache = getattr(out, "past_key_values", None)
-        if not repeatable_cache(cache):
-            _NO_SHARED_PREFILL.add(self.model)
-            return {}
-        cache.batch_select_indices(inverse.to(input_ids.device))  # [U, ...] -> [R, ...] per layer
-        return {"past_key_values": cache}
+        index = [distinct.setdefault(tuple(row), len(distinct)) for row in rows]
+        shared = shared_prefix_pass(self.model, input_ids[:, :-1], attention_mask[:, :-1],
+                                    torch.tensor(index, device=input_ids.device), _NO_SHARED_PREFILL)  # fmt: skip
+        return {} if shared is None else {"past_key_values": shared[0].past_key_values}
 
     def _completion(self, token_ids: list[int], logprobs: list[float]) -> Completion:
         # generate() keeps a finished row going with pad tokens until the longest row ends: cut after EOS.

@@ -98,6 +98,12 @@ def recompute(
     return old
 
 
+DROPOUT_CONFIG_KEYS = (
+    "attention_dropout", "attn_pdrop", "resid_pdrop", "embd_pdrop", "hidden_dropout", "hidden_dropout_prob",
+    "attention_probs_dropout_prob", "dropout", "activation_dropout",
+)  # fmt: skip
+
+
 def deterministic_forward(model) -> bool:
     """True when the train-mode forward is the eval-mode one: no dropout module with p > 0 and no dropout
     rate in the model config (attention dropout is a functional call in transformers)."""
@@ -109,12 +115,6 @@ def deterministic_forward(model) -> bool:
         if isinstance(value, (int, float)) and value > 0:
             return False
     return True
-
-
-DROPOUT_CONFIG_KEYS = (
-    "attention_dropout", "attn_pdrop", "resid_pdrop", "embd_pdrop", "hidden_dropout", "hidden_dropout_prob",
-    "attention_probs_dropout_prob", "dropout", "activation_dropout",
-)  # fmt: skip
 
 
 def mini_batch_rows(batch: RolloutBatch, mini_batches: int) -> list[torch.Tensor]:
