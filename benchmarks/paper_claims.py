@@ -10,8 +10,10 @@ Every run is the real CLI (`ladkit train`) in a subprocess under `nice -n 19` wi
 `--jobs` at a time. A run folder whose meta.json says completed is skipped, one with a checkpoint is resumed
 (`--resume`) and any other leftover is started again, so the command can be interrupted and rerun.
 Then `ladkit compare` (its library) writes report.html (main grid, baseline GRPO) and knobs.html (knob sweep),
-and paper_claims.json holds per group the mean and 95% bootstrap CI over seeds of each summary metric and its
-delta against GRPO. `--quick` runs 3 steps of every setting, one seed, 8 held-out prompts (a smoke test).
+and paper_claims.json holds per group the mean and 95% Student-t CI over seeds of each summary metric and its
+delta against GRPO with Welch's t CI (ladkit.compare.stats). `--quick` runs 3 steps of every setting, one seed,
+8 held-out prompts (a smoke test). `--no-train` summarises the completed runs already there without training
+(after a change to the statistics or the report); `--pool` merges the records of several grids.
 """
 
 from __future__ import annotations
@@ -168,12 +170,18 @@ def estimate_dict(estimate) -> dict | None:
             "n_seeds": estimate.n}  # fmt: skip
 
 
-def aggregate(groups: dict[str, list[dict[str, float]]], baseline: str = "grpo", seed: int = 0) -> dict:
-    """Per group and summary metric: mean over seeds with a 95% bootstrap CI (seeds resampled; ladkit.compare's
-    bootstrap on a [S, 1] matrix), and the difference to `baseline` with its CI and whether it excludes 0
-    (None with a single seed). The groups are resampled independently, as `ladkit compare` does, although
-    seed s of every group sees the same prompts: a paired test would be sharper."""
-    from ladkit.compare.stats import bootstrap_difference, bootstrap_mean
+VALUE = (
+    "mean over seeds [95% Student-t CI over seeds; deltas: Welch's t]; reward_last10 = mean reward of the last 10 "
+    "steps; pass@k, dist-n, distinct_correct = held-out eval after the last step; entropy = mean of first/last 10 steps"
+)
+
+
+def aggregate(groups: dict[str, list[dict[str, float]]], baseline: str = "grpo") -> dict:
+    """Per group and summary metric: mean over seeds with a 95% Student-t CI (ladkit.compare's estimate on a
+    [S, 1] matrix), and the difference to `baseline` with Welch's t CI and whether it excludes 0 (None with a
+    single seed). The groups are treated as independent, as `ladkit compare` does, although seed s of every
+    group sees the same prompts: a paired test would be sharper."""
+    from ladkit.compare.stats import difference_estimate, mean_estimate
 
     def column(runs: list[dict[str, float]], name: str) -> np.ndarray:
         return np.array([[run.get(name, np.nan)] for run in runs], dtype=float)  # [S, 1]
@@ -183,12 +191,12 @@ def aggregate(groups: dict[str, list[dict[str, float]]], baseline: str = "grpo",
         entry = {"n_runs": len(runs), "metrics": {}}
         for name, *_ in SUMMARY:
             values = column(runs, name)
-            metric = {"value": estimate_dict(bootstrap_mean(values, seed)), "per_seed": values[:, 0].tolist()}
+            metric = {"value": estimate_dict(mean_estimate(values)), "per_seed": values[:, 0].tolist()}
             if group != baseline and baseline in groups:
-                delta = bootstrap_difference(values, column(groups[baseline], name), seed)
+                delta = difference_estimate(values, column(groups[baseline], name))
                 metric["delta_vs_" + baseline] = estimate_dict(delta)
-                # One seed on either side: the interval is a point and "excludes 0" would say nothing.
-                metric["delta_excludes_0"] = None if delta is None or delta.n < 2 else delta.excludes_zero
+                # One seed on either side: no interval, so "excludes 0" would say nothing.
+                metric["delta_excludes_0"] = None if delta is None or not delta.has_interval else delta.excludes_zero
             entry["metrics"][name] = metric
         out[group] = entry
     return json.loads(json.dumps(out).replace("NaN", "null"))  # strict JSON: a missing seed value is null
@@ -289,6 +297,13 @@ def main() -> None:
     parser.add_argument("--no-knobs", action="store_true", help="main grid only")
     parser.add_argument("--quick", action="store_true", help="3 steps, one seed, 8 held-out prompts (smoke test)")
     parser.add_argument("--out-dir", default=None, help="default: benchmarks/results (quick: a folder in /tmp)")
+    parser.add_argument("--no-train", action="store_true", help="summarise the completed runs there, train nothing")
+    parser.add_argument(
+        "--reaggregate",
+        metavar="JSON",
+        default=None,
+        help="no training: recompute a record's intervals from its per-seed values, in place (runs not needed)",
+    )
     parser.add_argument(
         "--pool",
         nargs="+",
@@ -297,9 +312,17 @@ def main() -> None:
         help="no training: pool these paper_claims.json records into <out-dir>/paper_claims_pooled.json",
     )
     args = parser.parse_args()
+    if args.reaggregate:
+        path = Path(args.reaggregate)
+        record = json.loads(path.read_text())
+        stamp = datetime.now().astimezone().isoformat(timespec="seconds")
+        record.update(pool([record]), value=VALUE, reaggregated=stamp)
+        path.write_text(json.dumps(record, indent=1) + "\n")
+        print(json.dumps(record))
+        return
     if args.pool:
         sources = [Path(path) for path in args.pool]
-        record = {"benchmark": "paper_claims_pooled", "sources": [shown(path) for path in sources],
+        record = {"benchmark": "paper_claims_pooled", "sources": [shown(path) for path in sources], "value": VALUE,
                   **pool([json.loads(path.read_text()) for path in sources])}  # fmt: skip
         target = Path(args.out_dir or RESULTS) / "paper_claims_pooled.json"
         target.write_text(json.dumps(record, indent=1) + "\n")
@@ -317,8 +340,11 @@ def main() -> None:
     jobs = [(s, seed) for s in MAIN for seed in seeds]
     jobs += [] if args.no_knobs else [(s, seed) for s in KNOBS for seed in knob_seeds]
     start = time.monotonic()
-    run_grid(jobs, runs_dir, args.jobs, args.quick)
+    if not args.no_train:
+        run_grid(jobs, runs_dir, args.jobs, args.quick)
     wall = round(time.monotonic() - start, 1)
+    if args.no_train and (out / "paper_claims.json").is_file():  # this invocation trained nothing
+        wall = json.loads((out / "paper_claims.json").read_text()).get("wall_s")
     run_walls, grid_wall = run_times(runs_dir, [f"{s}-s{seed}" for s, seed in jobs])
 
     main_groups = load_group_values(runs_dir, MAIN, seeds)
@@ -337,8 +363,7 @@ def main() -> None:
         "commands": {s: " ".join(["ladkit train", *({**MAIN, **KNOBS}[s]), *COMMON]) for s in dict(jobs)},
         "seeds": seeds,
         "knob_seeds": [] if args.no_knobs else knob_seeds,
-        "value": "mean over seeds [95% bootstrap CI over seeds]; reward_last10 = mean reward of the last 10 steps; "
-        "pass@k, dist-n, distinct_correct = held-out eval after the last step; entropy = mean of first/last 10 steps",
+        "value": VALUE,
         "main": aggregate(main_groups),
         "knobs": aggregate({**{g: main_groups[g] for g in ("grpo", "lad-js") if g in main_groups}, **knob_groups}),
         "reports": {"main": shown(report), "knobs": shown(knob_report) if knob_report else None},

@@ -55,6 +55,7 @@ BENCHMARKS = [
     Benchmark("bandit_speed", "bandit_speed.py", ["--repeats", "5"], ["--repeats", "1"]),
     Benchmark("sandbox_speed", "sandbox_speed.py", [], ["--repeats", "2", "--executions", "10"]),
     Benchmark("paper_claims", "paper_claims.py", [], ["--quick"], True, "--out-dir"),
+    Benchmark("compare_calibration", "compare_calibration.py", [], ["--trials", "100"], True, "--out"),
     Benchmark("gpu_check", "gpu_check.py", [], ["--steps", "2"], True, None, gpu=True),
 ]  # fmt: skip
 
@@ -216,10 +217,19 @@ def _pooled(r: dict) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _calibration(r: dict) -> list[tuple[str, str, str]]:
+    rates = r["false_positive_rate"]["normal"]["3"]
+    replay = r.get("grid_replay") or {}
+    flips = " / ".join(str(len(replay[m]["contradictions"])) for m in ("bootstrap", "welch") if m in replay)
+    return [("compare, 3 seeds, no real difference: bootstrap / Welch 95% CI excludes 0; grid contradictions",
+             f"{rates['bootstrap']:.1%} / {rates['welch']:.1%}; {flips or 'n/a'}", "≤ 5%")]  # fmt: skip
+
+
 HEADLINES: dict[str, Callable[[dict], list[tuple[str, str, str]]]] = {
     "objective_cost": _objective_cost, "scaling": _scaling, "trl_compare": _trl, "step_ablation": _ablation,
     "rollout_throughput": _rollout,
     "bandit_speed": _bandit, "sandbox_speed": _sandbox, "paper_claims": _claims, "paper_claims_pooled": _pooled,
+    "compare_calibration": _calibration,
     "gpu_check": _gpu,
 }  # fmt: skip
 
@@ -276,6 +286,7 @@ def main() -> None:
     if unknown:
         sys.exit(f"run_all: unknown benchmark(s) {', '.join(unknown)}; valid: {', '.join(names)}")
     selection = "".join(f" --{k} {v}" for k, v in (("only", args.only), ("skip", args.skip)) if v)
+    selection += " --docs-only" if args.docs_only else ""
     summary = {"date": datetime.date.today().isoformat(), "machine": machine(), "selection": selection,
                "benchmarks": {}}  # fmt: skip
     if args.docs_only:

@@ -17,16 +17,14 @@ def compare(
     ),
     baseline: str | None = typer.Option(None, help="Group the others are compared against (default: the first)."),
     out: Path | None = typer.Option(None, help="Write the self-contained HTML report here."),
-    seed: int = typer.Option(0, help="Seed of the bootstrap resampling."),
 ) -> None:
-    """Compare runs grouped by objective (seeds aggregated): final/best values, deltas with 95% bootstrap CIs."""
+    """Compare runs grouped by objective (seeds aggregated): final/best values with 95% t intervals over seeds,
+    deltas with Welch's t intervals."""
     from ladkit.compare import compare_runs, load_runs
     from ladkit.compare.table import print_comparison
 
     runs, notes = load_runs(paths)
-    comparison = compare_runs(
-        runs, metrics=metric or None, group_by=group_by, baseline=baseline, seed=seed, notes=notes
-    )
+    comparison = compare_runs(runs, metrics=metric or None, group_by=group_by, baseline=baseline, notes=notes)
     print_comparison(comparison)
     if out is not None:
         from ladkit.compare.report import write_report

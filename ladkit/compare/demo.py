@@ -98,7 +98,7 @@ def make_demo_run(folder: Path, objective: str, seed: int, steps: int = 20) -> P
     return folder
 
 
-def make_demo_runs(root: str | Path, seeds: int = 2, steps: int = 20) -> list[Path]:
+def make_demo_runs(root: str | Path, seeds: int = 3, steps: int = 20) -> list[Path]:
     """Synthetic LAD (JS) and GRPO runs, `seeds` seeds each, under `root`; returns their folders."""
     root = Path(root)
     return [

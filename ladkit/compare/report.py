@@ -15,8 +15,8 @@ from plotly.subplots import make_subplots
 
 from ladkit.compare.analysis import Comparison, series
 from ladkit.compare.loading import Run
-from ladkit.compare.stats import bootstrap_mean, curve_band
-from ladkit.compare.table import fmt
+from ladkit.compare.stats import curve_band, mean_estimate
+from ladkit.compare.table import fmt, legend
 
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 CURVES = (
@@ -34,12 +34,12 @@ def _rgba(colour: str, alpha: float) -> str:
     return f"rgba({red},{green},{blue},{alpha})"
 
 
-def group_curve(runs: list[Run], metric: str, seed: int = 0):
+def group_curve(runs: list[Run], metric: str):
     """(steps, mean, low, high) of `metric` over the steps any run of the group logged (gaps are NaN)."""
     table = [series(run, metric) for run in runs]
     steps = sorted(set().union(*table))
     curves = np.array([[values.get(s, np.nan) for s in steps] for values in table], dtype=float)  # [S, T]
-    return (steps, *curve_band(curves, seed)) if steps else (steps, [], [], [])
+    return (steps, *curve_band(curves)) if steps else (steps, [], [], [])
 
 
 def _add_band(fig: go.Figure, steps, mean, low, high, name: str, colour: str, row: int, col: int, legend: bool):
@@ -64,7 +64,7 @@ def _add_band(fig: go.Figure, steps, mean, low, high, name: str, colour: str, ro
 
 
 def curves_figure(comparison: Comparison) -> go.Figure:
-    """One panel per curve metric (those any run logged); mean over seeds with a 95% bootstrap band."""
+    """One panel per curve metric (those any run logged); mean over seeds with a 95% t band over seeds."""
     runs = [run for group in comparison.groups.values() for run in group]
     metrics = [(key, title) for key, title in CURVES if any(series(run, key) for run in runs)]
     metrics = metrics or [(key, key) for key in comparison.metrics if any(series(run, key) for run in runs)]
@@ -73,11 +73,11 @@ def curves_figure(comparison: Comparison) -> go.Figure:
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=[title for _, title in metrics] or ["no curves"])
     for index, (metric, _) in enumerate(metrics):
         for number, (group, members) in enumerate(comparison.groups.items()):
-            steps, mean, low, high = group_curve(members, metric, comparison.seed)
+            steps, mean, low, high = group_curve(members, metric)
             colour = COLOURS[number % len(COLOURS)]
             _add_band(fig, steps, mean, low, high, group, colour, index // cols + 1, index % cols + 1, index == 0)
     fig.update_layout(
-        title="Training curves: mean over seeds, 95% bootstrap band", height=320 * rows, template="plotly_white"
+        title="Training curves: mean over seeds, 95% t band over seeds", height=320 * rows, template="plotly_white"
     )
     fig.update_xaxes(title_text="step")
     return fig
@@ -94,12 +94,12 @@ def pass_at_k(run: Run) -> dict[int, float]:
 
 
 def pass_at_k_figure(comparison: Comparison) -> go.Figure:
-    """pass@k against k per group: mean over seeds with a 95% bootstrap interval over seeds."""
+    """pass@k against k per group: mean over seeds with a 95% t interval over seeds."""
     fig = go.Figure()
     for number, (group, runs) in enumerate(comparison.groups.items()):
         tables = [pass_at_k(run) for run in runs]
         ks = sorted(set().union(*tables))
-        estimates = [bootstrap_mean([[t.get(k, np.nan)] for t in tables], comparison.seed) for k in ks]
+        estimates = [mean_estimate([[t.get(k, np.nan)] for t in tables]) for k in ks]
         mean = [e.mean for e in estimates]
         fig.add_scatter(
             x=ks,
@@ -205,7 +205,8 @@ def summary_html(comparison: Comparison) -> str:
         body.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in comparison.notes) or "<li>none</li>"
     header = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    return f"<table class='summary'><tr>{header}</tr>{''.join(body)}</table><h3>Notes</h3><ul>{notes}</ul>"
+    table = f"<table class='summary'><tr>{header}</tr>{''.join(body)}</table>"
+    return f"{table}<p>{html.escape(legend(comparison))}</p><h3>Notes</h3><ul>{notes}</ul>"
 
 
 def report_figures(comparison: Comparison) -> list[go.Figure]:

@@ -9,15 +9,15 @@ from rich.text import Text
 from ladkit.compare.analysis import Comparison, MetricResult
 from ladkit.compare.stats import Estimate
 
-VERDICT_STYLE = {"better": "bold green", "worse": "bold red", "unclear": "yellow", "": ""}
+VERDICT_STYLE = {"better": "bold green", "worse": "bold red", "unclear": "yellow", "1 seed": "dim", "": ""}
 
 
 def fmt(estimate: Estimate | None, signed: bool = False) -> str:
-    """'0.512 [0.48, 0.55]'; a lone value when the interval is a point; '-' when missing."""
+    """'0.512 [0.48, 0.55]'; a lone value when there is no interval (one seed); '-' when missing."""
     if estimate is None:
         return "-"
     sign = "+" if signed else ""
-    if estimate.low == estimate.high:
+    if not estimate.has_interval or estimate.low == estimate.high:
         return f"{estimate.mean:{sign}.3f}"
     return f"{estimate.mean:{sign}.3f} [{estimate.low:{sign}.3f}, {estimate.high:{sign}.3f}]"
 
@@ -59,7 +59,15 @@ def print_comparison(comparison: Comparison, console: Console | None = None) -> 
     """Print the table and every note (missing metrics, partial runs, different lengths)."""
     console = console or Console()
     console.print(Group(comparison_table(comparison), notes_text(comparison)))
-    console.print(
+    console.print(legend(comparison))
+
+
+def legend(comparison: Comparison) -> str:
+    """What the columns mean, and how many better/worse calls chance alone would make among these."""
+    calls = sum(1 for r in comparison.results if r.delta is not None and r.delta.has_interval)
+    chance = f"; with no real difference anywhere, {calls / 20:.2g} of these {calls} would still do so by chance"
+    return (
         "final: mean over seeds of each run's mean over its last 3 common steps (eval/*: the last eval); "
-        "CIs: seeded bootstrap over seeds and steps; verdict: 'better'/'worse' when the CI of Δ excludes 0."
+        "CIs: Student's t over seeds (one value per run); Δ: Welch's t; verdict: 'better'/'worse' when the "
+        f"95% CI of Δ excludes 0{chance if calls else ''}."
     )

@@ -29,7 +29,7 @@ def test_compare_notebook_executes(tmp_path, monkeypatch):
     assert all(c.outputs == [] for c in notebook.cells if c.cell_type == "code"), "strip outputs"
     notebook = execute_compare_notebook(tmp_path)
     text = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
-    assert "SYNTHETIC demo runs" in text and "groups: lad:js (2 seeds), grpo (2 seeds)" in text
+    assert "SYNTHETIC demo runs" in text and "groups: lad:js (3 seeds), grpo (3 seeds)" in text
     rich = "".join(
         str(o.get("data", {}).get("text/plain", "")) + o.get("text", "")
         for c in notebook.cells

@@ -1,5 +1,5 @@
 """benchmarks/paper_claims.py: how one run's summary values are read from its metrics rows, and how the seeds
-of each group are aggregated into means, bootstrap CIs and deltas against GRPO (hand-made rows, no training)."""
+of each group are aggregated into means, t CIs and Welch deltas against GRPO (hand-made rows, no training)."""
 
 from __future__ import annotations
 
@@ -83,3 +83,17 @@ def test_pool_merges_grids_run_by_run(claims):
     assert lad["value"]["mean"] == pytest.approx(13 / 30, abs=1e-4)
     assert lad["delta_vs_grpo"]["mean"] == pytest.approx(13 / 30 - 0.3, abs=1e-4)
     assert out["knobs"] == {}
+
+
+def test_reaggregate_recomputes_intervals_in_place(claims, tmp_path, monkeypatch):
+    # A record written by an older method (a made-up, too narrow interval) is re-summarised from its per-seed
+    # values: GRPO 0.1, 0.2, 0.3 -> mean 0.2, sd 0.1, t(0.975, 2) * 0.1 / sqrt(3) = 0.2484.
+    record = {"main": claims.aggregate({"grpo": [{"pass@1": v} for v in (0.1, 0.2, 0.3)]}), "wall_s": 5.0}
+    record["main"]["grpo"]["metrics"]["pass@1"]["value"]["ci95"] = [0.19, 0.21]
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(record))
+    monkeypatch.setattr("sys.argv", ["paper_claims.py", "--reaggregate", str(path)])
+    claims.main()
+    again = json.loads(path.read_text())
+    assert again["main"]["grpo"]["metrics"]["pass@1"]["value"]["ci95"] == [-0.0484, 0.4484]
+    assert again["wall_s"] == 5.0 and "Welch" in again["value"] and again["reaggregated"]

@@ -20,29 +20,33 @@ def test_labels_from_config():
 
 
 def test_final_best_and_delta_by_hand(make_run, tmp_path):
-    # grpo seeds: last 3 steps (1, 2, 3) average (0.2+0.3+0.4)/3 = 0.3 and (0.4+0.5+0.6)/3 = 0.5 -> 0.4
-    make_run("grpo-s0", "grpo", [0.0, 0.2, 0.3, 0.4], seed=0)
-    make_run("grpo-s1", "grpo", [0.0, 0.4, 0.5, 0.6], seed=1)
-    # lad seeds: 0.7 and 0.9 -> 0.8, so delta = 0.8 - 0.4 = 0.4; best = max per seed (0.8, 1.0) -> 0.9
-    make_run("lad-s0", "lad", [0.0, 0.6, 0.7, 0.8], seed=0)
-    make_run("lad-s1", "lad", [0.0, 0.8, 0.9, 1.0], seed=1)
+    # grpo seeds: mean of the last 3 steps 0.3, 0.4, 0.5 -> 0.4; lad seeds 0.7, 0.8, 0.9 -> 0.8; delta 0.4.
+    # Welch: each side var 0.01, se^2 = 0.01/3 + 0.01/3, se = 0.0816497, dof = 4, t(0.975, 4) = 2.776445,
+    # half-width 0.226696. lad's best = mean of per-seed maxima (0.8, 0.9, 1.0) = 0.9.
+    for seed, top in enumerate((0.4, 0.5, 0.6)):
+        make_run(f"grpo-s{seed}", "grpo", [0.0, top - 0.2, top - 0.1, top], seed=seed)
+    for seed, top in enumerate((0.8, 0.9, 1.0)):
+        make_run(f"lad-s{seed}", "lad", [0.0, top - 0.2, top - 0.1, top], seed=seed)
     comparison = run_compare([tmp_path], metrics=["reward/mean"])
     assert list(comparison.groups) == ["grpo", "lad:js"] and comparison.baseline == "grpo"
     grpo, lad = comparison.result("grpo", "reward/mean"), comparison.result("lad:js", "reward/mean")
     assert grpo.final.mean == pytest.approx(0.4) and grpo.delta is None
     assert lad.final.mean == pytest.approx(0.8) and lad.best.mean == pytest.approx(0.9)
-    assert lad.delta.mean == pytest.approx(0.4) and lad.delta.excludes_zero and lad.verdict == "better"
-    # every bootstrap replicate lies between the extreme seed/step combinations: 0.6-0.5 and 1.0-0.2
-    assert 0.1 <= lad.delta.low < 0.4 < lad.delta.high <= 0.8
+    assert lad.delta.mean == pytest.approx(0.4) and lad.delta.n == 3 and lad.verdict == "better"
+    assert lad.delta.low == pytest.approx(0.4 - 0.226696, abs=1e-6)
+    assert lad.delta.high == pytest.approx(0.4 + 0.226696, abs=1e-6)
 
 
 def test_lower_is_better_and_explicit_baseline(make_run, tmp_path):
-    make_run("a", "grpo", [1.0, 1.0, 1.0], key="loss/value")
-    make_run("b", "lad", [2.0, 2.0, 2.0], key="loss/value")
+    # per-seed losses grpo 1.0, 1.2 and lad 2.0, 2.2: delta -1.0, se = sqrt(0.02/2 + 0.02/2) = 0.141421, dof 2,
+    # t(0.975, 2) = 4.302653 -> CI [-1.608, -0.392]: excludes 0, and lower loss is better
+    for name, objective, value in (("a", "grpo", 1.0), ("b", "grpo", 1.2), ("c", "lad", 2.0), ("d", "lad", 2.2)):
+        make_run(name, objective, [value] * 3, key="loss/value")
     comparison = run_compare([tmp_path], metrics=["loss/value"], baseline="lad:js")
     grpo = comparison.result("grpo", "loss/value")
     assert grpo.delta.mean == pytest.approx(-1.0) and grpo.verdict == "better"
-    assert grpo.best.mean == 1.0
+    assert grpo.delta.high == pytest.approx(-1.0 + 4.302653 * 0.141421, abs=1e-5)
+    assert grpo.best.mean == pytest.approx(1.1)
     with pytest.raises(LadkitError, match="baseline group 'flowrl' not among the groups: grpo, lad:js"):
         run_compare([tmp_path], metrics=["loss/value"], baseline="flowrl")
 
@@ -56,7 +60,13 @@ def test_different_lengths_align_on_common_steps(make_run, tmp_path):
     assert comparison.notes[0] == (
         "runs differ in length (last step: short 2, long 4); metrics are compared on common steps (<= 2)"
     )
-    assert comparison.notes[1].startswith("few runs per group (grpo 1, lad:js 1)") and len(comparison.notes) == 2
+    # one run a side: the difference is shown, but no interval and no better/worse
+    assert lad.delta.mean == pytest.approx((0.0 + 0.5 + 0.6) / 3 - 0.1) and not lad.delta.has_interval
+    assert lad.verdict == "1 seed"
+    assert (
+        comparison.notes[1].startswith("one run in grpo, lad:js: no interval and no better/worse")
+        and len(comparison.notes) == 2
+    )
 
 
 def test_missing_metric_is_a_note_and_nothing_usable_is_an_error(make_run, tmp_path):
@@ -81,8 +91,8 @@ def test_few_runs_per_group_is_a_note(make_run, tmp_path):
         make_run(f"lad-s{seed}", "lad", [0.3, 0.4 + seed / 100])
     notes = run_compare([tmp_path], metrics=["reward/mean"]).notes
     assert [n for n in notes if n.startswith("few runs")] == [
-        "few runs per group (lad:js 3): intervals over so few seeds understate the run-to-run spread, so read "
-        "better/worse as tentative; 5 or more seeds per group make them trustworthy"
+        "few runs per group (lad:js 3): t intervals over so few seeds are wide, so 'unclear' often means too few "
+        "seeds rather than no difference; 5 or more seeds per group narrow them"
     ]
     for seed in range(3, 5):
         make_run(f"lad-s{seed}", "lad", [0.3, 0.4])

@@ -1,0 +1,133 @@
+"""Benchmark: how far `ladkit compare`'s "better"/"worse" can be trusted, measured rather than assumed.
+
+Three checks of the 95% interval of a difference between two groups of S seeds (one value per run):
+
+1. False-positive rate: both groups drawn from the same distribution, so every "excludes 0" is wrong. A
+   calibrated test is wrong in ~5% of comparisons. Distributions: normal; lognormal (skewed); and bimodal,
+   where each seed either collapses (0) or does not (1), plus noise, like an RL run that sometimes diverges.
+2. Power: group B shifted by 1 and 2 standard deviations (normal): how often the interval excludes 0.
+3. Replay of the paper-claims grids: the same 5 objectives x 3 seeds trained twice (results/
+   paper_claims_a2488f0.json and paper_claims.json, one grid each). A (group, metric) delta called significant
+   in both grids with opposite signs is a contradiction: at least one of the two calls is wrong.
+
+Each check runs for Welch's t (ladkit.compare.stats.difference_estimate, what `ladkit compare` uses) and for
+the percentile bootstrap over seeds that `ladkit compare` used before (2,000 resamples per group, groups
+resampled independently; reimplemented below as the reference, it is no longer in the library).
+
+    .venv/bin/python benchmarks/compare_calibration.py   # ~1 minute on one core -> results/compare_calibration.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+RESULTS = HERE / "results"
+GRIDS = ("paper_claims_a2488f0.json", "paper_claims.json")
+SEEDS = (2, 3, 5, 10)
+
+
+def bootstrap_excludes_zero(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, n_boot: int = 2000) -> bool:
+    """The former method: percentile bootstrap of mean(a) - mean(b), each group resampled on its own."""
+    pick_a = rng.integers(0, len(a), size=(n_boot, len(a)))
+    pick_b = rng.integers(0, len(b), size=(n_boot, len(b)))
+    low, high = np.percentile(a[pick_a].mean(axis=1) - b[pick_b].mean(axis=1), [2.5, 97.5])
+    return bool(low > 0 or high < 0)
+
+
+def welch_excludes_zero(a: np.ndarray, b: np.ndarray) -> bool:
+    from ladkit.compare.stats import difference_estimate
+
+    return difference_estimate(a[:, None], b[:, None]).excludes_zero
+
+
+def draw(kind: str, size: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    if kind == "normal":
+        return rng.normal(size=size)
+    if kind == "lognormal":
+        return rng.lognormal(size=size)
+    return (rng.random(size) < 0.5) + rng.normal(0.0, 0.1, size=size)  # bimodal: collapsed (0) or not (1)
+
+
+def rates(kind: str, seeds: int, shift: float, trials: int, rng: np.random.Generator) -> dict[str, float]:
+    """Fraction of `trials` comparisons whose interval excludes 0, per method."""
+    pairs = draw(kind, (trials, 2, seeds), rng)
+    pairs[:, 1] += shift
+    boot = np.mean([bootstrap_excludes_zero(a, b, rng) for a, b in pairs])
+    welch = np.mean([welch_excludes_zero(a, b) for a, b in pairs])
+    return {"bootstrap": round(float(boot), 4), "welch": round(float(welch), 4)}
+
+
+def replay(results: Path, rng: np.random.Generator) -> dict | None:
+    """Per method: significant deltas in each grid, and contradictions between the grids."""
+    paths = [results / name for name in GRIDS]
+    if not all(path.is_file() for path in paths):
+        return None
+    grids = [json.loads(path.read_text()) for path in paths]
+    calls = {"bootstrap": [], "welch": []}
+    for section in ("main", "knobs"):
+        for group in grids[0][section]:
+            if group == "grpo" or any(group not in g[section] for g in grids):
+                continue
+            for metric in grids[0][section][group]["metrics"]:
+                per_grid = {"bootstrap": [], "welch": []}
+                for grid in grids:
+                    ours = grid[section][group]["metrics"][metric]["per_seed"]
+                    base = grid[section]["grpo"]["metrics"][metric]["per_seed"]
+                    a = np.array([v for v in ours if v is not None], dtype=float)
+                    b = np.array([v for v in base if v is not None], dtype=float)
+                    sign = float(np.sign(a.mean() - b.mean()))
+                    per_grid["bootstrap"].append(sign * bootstrap_excludes_zero(a, b, rng))
+                    per_grid["welch"].append(sign * welch_excludes_zero(a, b))
+                for method, (first, second) in per_grid.items():
+                    calls[method].append((section, group, metric, first, second))
+    root = HERE.parent
+    out = {"grids": [str(path.relative_to(root) if path.is_relative_to(root) else path) for path in paths]}
+    for method, rows in calls.items():
+        # knobs repeat main's lad-js: count each (group, metric) once
+        unique = {(g, m): (f, s) for _, g, m, f, s in rows}
+        out[method] = {
+            "deltas": len(unique),
+            "significant_first": sum(f != 0 for f, _ in unique.values()),
+            "significant_second": sum(s != 0 for _, s in unique.values()),
+            "significant_both_same_sign": sum(f != 0 and f == s for f, s in unique.values()),
+            "contradictions": sorted(f"{g} {m}" for (g, m), (f, s) in unique.items() if f * s < 0),
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", type=int, default=4000, help="simulated comparisons per cell")
+    parser.add_argument("--out", default=str(RESULTS / "compare_calibration.json"))
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    kinds = ("normal", "lognormal", "bimodal")
+    false_positive = {kind: {str(s): rates(kind, s, 0.0, args.trials, rng) for s in SEEDS} for kind in kinds}
+    power = {f"shift {d:g} sd": {str(s): rates("normal", s, d, args.trials, rng) for s in SEEDS} for d in (1.0, 2.0)}
+    record = {
+        "benchmark": "compare_calibration",
+        "what": "fraction of 95% intervals of a two-group difference that exclude 0; S seeds per group",
+        "trials_per_cell": args.trials,
+        "false_positive_rate": false_positive,
+        "power_normal": power,
+        "grid_replay": replay(RESULTS, rng),
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
+    print(json.dumps(record))
+
+
+if __name__ == "__main__":
+    main()
