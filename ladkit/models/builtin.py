@@ -19,8 +19,10 @@ _REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json")
 
 
 def shipped_path() -> Path:
-    """Where the repository ships the built model (next to the `ladkit` package in a source checkout)."""
-    return Path(__file__).resolve().parents[2] / "data" / "builtin" / BUILTIN_NAME
+    """Where the install ships the built model: data/builtin/ in a checkout, ladkit/data/builtin/ in a wheel."""
+    from ladkit.shipped import shipped_path as data_path
+
+    return data_path("builtin", BUILTIN_NAME)
 
 
 def cache_path() -> Path:

@@ -19,10 +19,11 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-BUILTIN_PATH = Path(__file__).resolve().parents[2] / "data" / "code" / "builtin.jsonl"
+from ladkit.shipped import shipped_path
+
+BUILTIN_PATH = shipped_path("code", "builtin.jsonl")
 _CALLED = re.compile(r"assert\s+(?:not\s+)?\(?\s*([A-Za-z_]\w*)\s*\(")
 
 
