@@ -150,7 +150,7 @@ def load_target(target: Target):
 
 
 def _lora_rank(model) -> int | None:
-    """The adapter's rank (vLLM syncs adapter-only), or None for a full model."""
+    """The adapter's rank (vLLM needs it for either LoRA sync), or None for a full model."""
     config = getattr(model, "peft_config", {}).get("default")
     return None if config is None else int(config.r)
 
@@ -173,7 +173,7 @@ def _sample_and_score(target: Target, ks, n: int, backend_name: str, prompts, te
     model, tokenizer = load_target(target)
     sampling = replace(config.rollout.sampling(), temperature=temperature or config.rollout.temperature)
     backend = make_backend(backend_name, model, tokenizer, model_path=resolve_model_path(config.model.name_or_path),
-                           lora_rank=_lora_rank(model),
+                           lora_rank=_lora_rank(model), lora_sync=config.rollout.vllm_lora_sync,
                            seed=seed)  # fmt: skip
     groups = []
     try:

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from ladkit.errors import LadkitError
 
@@ -224,6 +225,37 @@ def attach_lora(model, config: ModelConfig):
         raise LadkitError(
             f"model.target_modules {targets!r} does not fit this model ({error}); its linear modules are: {linears}"
         ) from error
+
+
+def merged_lora_weights(model) -> list[tuple[str, Any]]:
+    """A peft LoRA model's weights with its active adapter merged in, under the base checkpoint's names
+    (`model.layers.0.self_attn.q_proj.weight`): what an engine that loads full weights takes.
+
+    The model is left as it is: each adapted weight is computed as base + `get_delta_weight` (B A scaled), so no
+    merge/unmerge round trip drifts the frozen base in low precision. DoRA and `modules_to_save` adapters are
+    refused: their merged weights are not base + delta under the base's names."""
+    from peft.tuners.lora import LoraLayer
+
+    adapter = model.active_adapter
+    config = model.peft_config[adapter]
+    if getattr(config, "use_dora", False) or getattr(config, "modules_to_save", None):
+        raise LadkitError(
+            "merged LoRA weight sync supports plain LoRA only (this adapter uses DoRA or modules_to_save); "
+            "use rollout.vllm_lora_sync=adapter"
+        )
+    base = model.get_base_model()
+    merged = {}
+    for name, module in base.named_modules():
+        if isinstance(module, LoraLayer) and adapter in {*module.lora_A, *module.lora_embedding_A}:
+            weight = module.get_base_layer().weight
+            merged[f"{name}.weight"] = (weight + module.get_delta_weight(adapter).to(weight.dtype)).detach()
+    weights = []
+    for key, tensor in base.state_dict().items():
+        if "lora_" in key:
+            continue
+        key = key.replace(".base_layer.", ".")
+        weights.append((key, merged.get(key, tensor.detach())))
+    return weights
 
 
 def is_lora(model) -> bool:

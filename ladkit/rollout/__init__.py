@@ -11,7 +11,7 @@ from ladkit.rollout.base import Completion, RolloutBackend, RolloutGroup, Sampli
 BACKENDS: Registry[Callable[..., RolloutBackend]] = Registry("rollout backend")
 # Options of an inference engine (VLLMBackend's). The hf backend runs the training model as it is and ignores
 # them, so a trainer can pass one set of options whichever backend the user picked.
-ENGINE_OPTIONS = frozenset({"seed", "max_model_len", "gpu_memory_utilization", "dtype", "enforce_eager"})
+ENGINE_OPTIONS = frozenset({"seed", "max_model_len", "gpu_memory_utilization", "dtype", "enforce_eager", "lora_sync"})
 
 
 @BACKENDS.register("hf")
@@ -41,9 +41,11 @@ def make_backend(name: str, model, tokenizer, model_path: str | Path | None = No
     """Build the rollout backend `name` ("hf" or "vllm") for `model` (a transformers or peft model).
 
     model_path: the base model's folder or hub name (vllm starts its own engine from it).
-    lora_rank: the LoRA rank when training an adapter (vllm syncs adapter-only), None for full training.
+    lora_rank: the LoRA rank when training an adapter, None for full training.
     options: backend keywords. hf: max_batch_size, batched_sampling (engine options are ignored). vllm:
-        max_model_len, seed, gpu_memory_utilization, dtype, enforce_eager, and any other `vllm.LLM` keyword.
+        max_model_len, seed, gpu_memory_utilization, dtype, enforce_eager, lora_sync ("adapter": a LoRARequest per
+        step, the default; "merged": the adapter merged into the weights, reloaded in place), and any other
+        `vllm.LLM` keyword.
     """
     return BACKENDS.get(name)(model, tokenizer, model_path=model_path, lora_rank=lora_rank, **options)
 

@@ -1,9 +1,14 @@
 """`vllm` rollout backend: a vLLM engine in the training process, the only module that imports vllm.
 
 Weight sync after each optimiser step (see DESIGN.md section 2):
-- LoRA training (`lora_rank` set): adapter-only. The peft adapter is saved to a temporary folder and the next
-  generate() passes a `LoRARequest` with a fresh name and id for that version, so vLLM loads it once and its
-  prefix cache (keyed by the adapter name) can never serve KV blocks computed with an older adapter.
+- LoRA training (`lora_rank` set), `lora_sync="adapter"` (the default, DESIGN.md's contract): adapter-only.
+  The peft adapter is saved to a temporary folder and the next generate() passes a `LoRARequest` with a fresh
+  name and id for that version, so vLLM loads it once and its prefix cache (keyed by the adapter name) can
+  never serve KV blocks computed with an older adapter.
+- LoRA training, `lora_sync="merged"` (what TRL does): the adapter is merged into the base weights
+  (`merged_lora_weights`, the training model untouched) and those are loaded like full training's below; the
+  engine runs without LoRA kernels, and each sync moves every weight instead of the adapter. On a CPU this
+  samples several times faster than vLLM's LoRA path (docs/benchmarks.md, rollout throughput).
 - Full training: the trainer's state dict is loaded into the engine's model in place through the worker's
   `reload_weights(weights_iterator=...)` (vllm 0.32; versions without it get `apply_model(model.load_weights)`),
   then the prefix cache is reset because its blocks were computed with the old weights.
@@ -41,6 +46,7 @@ VLLM_MISSING = (
 )
 # vLLM accepts only these values for max_lora_rank (vllm/config/lora.py, MaxLoRARanks).
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+LORA_SYNCS = ("adapter", "merged")
 
 
 def import_vllm():
@@ -71,9 +77,13 @@ class VLLMBackend:
         gpu_memory_utilization: float = 0.4,
         dtype: str = "auto",
         enforce_eager: bool | None = None,
+        lora_sync: str = "adapter",
         **engine_options,
     ):
+        if lora_sync not in LORA_SYNCS:
+            raise LadkitError(f"vllm backend: lora_sync must be one of {', '.join(LORA_SYNCS)}, got {lora_sync!r}")
         vllm = import_vllm()
+        self.lora_sync = lora_sync
         self.tokenizer = tokenizer
         self.lora_rank = lora_rank
         self.max_model_len = max_model_len
@@ -85,13 +95,14 @@ class VLLMBackend:
         )  # fmt: skip
         if self.processed_logprobs:
             options["logprobs_mode"] = "processed_logprobs"
-        if lora_rank is not None:
+        adapters = lora_rank is not None and lora_sync == "adapter"
+        if adapters:
             options.update(enable_lora=True, max_lora_rank=_vllm_lora_rank(lora_rank), max_loras=1)
         self.llm = vllm.LLM(**{**options, **engine_options})
         if max_model_len is None:  # vLLM took the model's own context length
             self.max_model_len = self.llm.llm_engine.model_config.max_model_len
         self._adapter_dir = None
-        if lora_rank is not None:
+        if adapters:
             self._adapter_dir = Path(tempfile.mkdtemp(prefix="ladkit-lora-"))
             weakref.finalize(self, shutil.rmtree, self._adapter_dir, True)  # even if close() is never called
         self._lora_request = None  # None until the first LoRA sync: the base model, i.e. a LoRA with B = 0
@@ -118,7 +129,8 @@ class VLLMBackend:
         ]
 
     def sync_weights(self, model) -> None:
-        """Push `model`'s current weights to the engine: the LoRA adapter when lora_rank is set, else all."""
+        """Push `model`'s current weights to the engine: with lora_rank set, the merged weights or the adapter
+        (lora_sync); else the whole state dict."""
         if self.llm is None:
             raise LadkitError("vllm backend: sync_weights() after close(); build a new backend")
         is_peft = hasattr(model, "peft_config")
@@ -127,10 +139,14 @@ class VLLMBackend:
         if self.lora_rank is None and is_peft:
             raise LadkitError("vllm backend: the model is a LoRA (peft) model; build the backend with lora_rank=r")
         self._version += 1
-        if is_peft:
+        if is_peft and self.lora_sync == "adapter":
             self._sync_adapter(model)
+        elif is_peft:
+            from ladkit.models.loading import merged_lora_weights
+
+            self._load_weights(merged_lora_weights(model))
         else:
-            self._sync_full(model)
+            self._load_weights([(name, tensor.detach()) for name, tensor in model.state_dict().items()])
 
     def close(self) -> None:
         """Shut the engine down (frees its weights and KV cache) and delete the saved adapters."""
@@ -158,10 +174,9 @@ class VLLMBackend:
         # The previous version was loaded into vLLM's adapter cache when first used; its files are not read again.
         shutil.rmtree(self._adapter_dir / f"v{self._version - 1}", ignore_errors=True)
 
-    def _sync_full(self, model) -> None:
+    def _load_weights(self, weights: list) -> None:
         # Checkpoint-format names (model.layers.0...): what the engine's load_weights expects; vLLM fuses
         # q/k/v and gate/up itself and skips lm_head.weight when the embeddings are tied.
-        weights = [(name, tensor.detach()) for name, tensor in model.state_dict().items()]
         try:
             self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
         except (NotImplementedError, TypeError):

@@ -101,7 +101,7 @@ def build(config: TrainConfig, run_dir: Path, resume: bool = False) -> TrainCont
         config.rollout.backend, model, tokenizer, model_path=_model_path(config), seed=config.seed,
         lora_rank=config.model.lora_rank if config.model.lora else None,
         max_model_len=config.rollout.vllm_max_model_len,
-        gpu_memory_utilization=config.rollout.vllm_gpu_memory_utilization,
+        gpu_memory_utilization=config.rollout.vllm_gpu_memory_utilization, lora_sync=config.rollout.vllm_lora_sync,
         dtype=str(next(model.parameters()).dtype).removeprefix("torch."),  # sample in the trainer's precision
     )  # fmt: skip
     ctx = TrainContext(

@@ -136,13 +136,15 @@ def test_grpo_with_kl_to_the_adapter_free_reference(tmp_path):
 
 
 @pytest.mark.vllm
-def test_vllm_backend_trains(tmp_path):
+@pytest.mark.parametrize("sync", ["adapter", "merged"])
+def test_vllm_backend_trains(tmp_path, sync):
     pytest.importorskip("vllm")
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-    run = tmp_path / "vllm"
-    train(small_config(objective="grpo", steps=2, eval_every=0, **{"rollout.backend": "vllm"}), run)
+    run = tmp_path / f"vllm-{sync}"
+    overrides = {"rollout.backend": "vllm", "rollout.vllm_lora_sync": sync}
+    train(small_config(objective="grpo", steps=2, eval_every=0, **overrides), run)
     rows = rows_of(run)
-    assert rows[1]["rollout/logprob_diff"] < 1e-3  # the synced adapter is the one vLLM samples from
+    assert rows[1]["rollout/logprob_diff"] < 1e-3  # the synced adapter (or its merge) is what vLLM samples from
 
 
 def test_tensorboard_sink(tmp_path):

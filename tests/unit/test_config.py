@@ -88,3 +88,11 @@ def test_load_yaml_errors(tmp_path):
     (tmp_path / "exec.yaml").write_text("a: !!python/object/apply:os.system ['echo hi']\n")
     with pytest.raises(LadkitError, match="not valid YAML"):  # safe_load refuses to construct objects
         load_yaml(tmp_path / "exec.yaml")
+
+
+def test_vllm_lora_sync_is_checked():
+    from ladkit.training.config import RolloutConfig
+
+    assert RolloutConfig().vllm_lora_sync == "adapter" and RolloutConfig(vllm_lora_sync="merged")
+    with pytest.raises(LadkitError, match=r"^rollout.vllm_lora_sync must be 'adapter' or 'merged', got 'both'$"):
+        RolloutConfig(vllm_lora_sync="both")

@@ -80,11 +80,24 @@ def vllm_plain(tiny_eos_path, tokenizer, plain_model):
 
 @pytest.fixture(scope="module")
 def vllm_lora(tiny_eos_path, tokenizer, peft_model):
-    """A vLLM engine with LoRA enabled, started from peft_model's adapter."""
+    """A vLLM engine with LoRA enabled (the default adapter sync: a LoRARequest per version), started from
+    peft_model's adapter."""
     require_vllm()
     from ladkit.rollout import make_backend
 
     backend = make_backend("vllm", peft_model, tokenizer, model_path=tiny_eos_path, lora_rank=8, **ENGINE_OPTIONS)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope="module")
+def vllm_merged(tiny_eos_path, tokenizer, peft_model):
+    """A vLLM engine without LoRA kernels that takes peft_model's merged weights (lora_sync="merged")."""
+    require_vllm()
+    from ladkit.rollout import make_backend
+
+    backend = make_backend("vllm", peft_model, tokenizer, model_path=tiny_eos_path, lora_rank=8, lora_sync="merged",
+                           **ENGINE_OPTIONS)  # fmt: skip
     yield backend
     backend.close()
 
