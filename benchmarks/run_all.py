@@ -17,7 +17,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -101,19 +100,10 @@ def _last_json(stdout: str) -> dict | None:
 
 def machine() -> dict:
     import torch
+    from bench_env import environment
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            cpu = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    return {
-        "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "commit": commit.stdout.strip() or None,
-    }  # fmt: skip
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {**environment(), "torch": torch.__version__, "gpu": gpu}
 
 
 # name -> (what, figure, target) rows for the headline table, read from that benchmark's JSON.
@@ -185,7 +175,7 @@ def _ablation(r: dict) -> list[tuple[str, str, str]]:
 def _rollout(r: dict) -> list[tuple[str, str, str]]:
     rows, headline = [], r["headline"]
     for size in r["models"]:
-        for mode in ("lora", "full"):
+        for mode in ("lora", "lora-merged", "full"):
             speed, sync = headline.get(f"{size}/{mode}/len64"), headline.get(f"{size}/{mode}/vllm_sync_s")
             if speed is None:
                 continue

@@ -13,11 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
+
+from bench_env import environment  # benchmarks/bench_env.py (the script's own folder is on sys.path)
 
 from ladkit.sandbox import Limits, execute, run_batch
 
@@ -65,8 +66,7 @@ def main() -> None:
         "executions_per_s": round(throughput(args.executions, args.workers), 1),
         "workers": args.workers,
         "as_root": os.geteuid() == 0,
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
+        **environment(),
     }
     print(json.dumps(report))
 

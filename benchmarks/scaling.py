@@ -18,13 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import statistics
 import tempfile
 from pathlib import Path
 
 import torch
+from bench_env import environment  # benchmarks/bench_env.py (the script's own folder is on sys.path)
 
 BASE = {"group_size": 8, "prompts_per_step": 8, "max_new_tokens": 16}
 SWEEP = {"group_size": (2, 4, 8, 16), "prompts_per_step": (4, 8, 16), "max_new_tokens": (8, 16, 32)}
@@ -129,10 +128,7 @@ def main() -> None:
         "slopes": slopes,
         "points": results,
         "args": vars(args),
-        "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
+        **environment("torch"),
     }
     (out / "scaling.json").write_text(json.dumps(record, indent=1) + "\n")
     print(json.dumps(record))

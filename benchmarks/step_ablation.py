@@ -20,12 +20,12 @@ import contextlib
 import copy
 import json
 import os
-import platform
 import statistics
 import tempfile
 from pathlib import Path
 
 import torch
+from bench_env import environment  # benchmarks/bench_env.py (the script's own folder is on sys.path)
 
 SAVERS = ("shared_prompts", "first_pi_old", "shared_prefill", "batched_sampler")
 VARIANTS = ("all on", *(f"no {s}" for s in SAVERS), "all off")
@@ -107,11 +107,8 @@ def main() -> None:
         "speedup_over_all_off": {v: {k: round(base[k] / m[k], 3) for k in m} for v, m in medians.items()},
         "logprob_diff_max": {v: float(f"{max(g):.2e}") for v, g in gaps.items()},
         "args": vars(args),
-        "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
         "loadavg_end": [round(x, 2) for x in os.getloadavg()],
-        "python": platform.python_version(),
-        "torch": torch.__version__,
+        **environment("torch"),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(record, indent=1) + "\n")

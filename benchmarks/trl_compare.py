@@ -36,7 +36,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import random
 import shutil
 import statistics
@@ -47,6 +46,7 @@ import time
 from pathlib import Path
 
 import torch
+from bench_env import environment  # benchmarks/bench_env.py (the script's own folder is on sys.path)
 from trl_parity import CLIP, import_trl, loss_parity
 
 SIDES = ("ladkit", "trl")
@@ -318,12 +318,6 @@ def _resample(records: list[dict], picks: list[int], rng: random.Random) -> list
     return [s for i in picks for s in rng.choices(records[i]["step_s"], k=len(records[i]["step_s"]))]
 
 
-def versions() -> dict:
-    from importlib.metadata import version
-
-    return {name: version(name) for name in ("torch", "transformers", "peft", "accelerate", "datasets", "trl")}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=4, help="child processes per side, alternating ABAB...")
@@ -369,12 +363,8 @@ def main() -> None:
         },
         "raw": {side: [{k: v for k, v in r.items() if k != "profile"} for r in recs] for side, recs in runs.items()},
         "args": vars(args),
-        "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
         "loadavg_end": [round(x, 2) for x in os.getloadavg()],
-        "python": platform.python_version(),
-        "versions": versions(),
-        "date": time.strftime("%Y-%m-%d"),
+        **environment("torch", "transformers", "peft", "accelerate", "datasets", "trl"),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(record, indent=1) + "\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "compare_calibrati
 
 @pytest.fixture(scope="module")
 def calibration():
+    if str(SCRIPT.parent) not in sys.path:  # as when the script runs: its folder (bench_env.py) is importable
+        sys.path.insert(0, str(SCRIPT.parent))
     spec = importlib.util.spec_from_file_location("compare_calibration", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "paper_claims.py"
 
 @pytest.fixture(scope="module")
 def claims():
+    if str(SCRIPT.parent) not in sys.path:  # as when the script runs: its folder (bench_env.py) is importable
+        sys.path.insert(0, str(SCRIPT.parent))
     spec = importlib.util.spec_from_file_location("paper_claims", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
