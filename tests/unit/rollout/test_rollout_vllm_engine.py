@@ -83,8 +83,8 @@ class _OldEngine:
 def test_full_sync_falls_back_to_load_weights_on_older_vllm():
     # vllm 0.32 (installed here) takes the reload_weights path, tested with a real engine in
     # test_rollout_contract.py; this checks the older-version branch without an engine.
-    backend = object.__new__(VLLMBackend)  # no engine start: only _sync_full is exercised
+    backend = object.__new__(VLLMBackend)  # no engine start: only _load_weights is exercised
     backend.llm = _OldEngine()
     model = torch.nn.Linear(2, 3)
-    backend._sync_full(model)
+    backend._load_weights(list(model.state_dict().items()))
     assert backend.llm.calls == [("apply_model", ["weight", "bias"]), ("reset_prefix_cache", None)]
