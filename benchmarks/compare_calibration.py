@@ -34,11 +34,21 @@ GRIDS = ("paper_claims_a2488f0.json", "paper_claims.json")
 SEEDS = (2, 3, 5, 10)
 
 
+def bootstrap_interval(a, b=None, rng: np.random.Generator | None = None, n_boot: int = 2000):
+    """The former method: 95% percentile bootstrap CI of mean(a), or of mean(a) - mean(b) with each group
+    resampled on its own. NaNs are dropped; None when a group has fewer than 2 values (nothing to resample)."""
+    rng = np.random.default_rng(0) if rng is None else rng
+    groups = [np.asarray(g, dtype=float) for g in ((a,) if b is None else (a, b))]
+    groups = [g[~np.isnan(g)] for g in groups]
+    if any(len(g) < 2 for g in groups):
+        return None
+    means = [g[rng.integers(0, len(g), size=(n_boot, len(g)))].mean(axis=1) for g in groups]
+    low, high = np.percentile(means[0] - (means[1] if len(means) == 2 else 0.0), [2.5, 97.5])
+    return float(low), float(high)
+
+
 def bootstrap_excludes_zero(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, n_boot: int = 2000) -> bool:
-    """The former method: percentile bootstrap of mean(a) - mean(b), each group resampled on its own."""
-    pick_a = rng.integers(0, len(a), size=(n_boot, len(a)))
-    pick_b = rng.integers(0, len(b), size=(n_boot, len(b)))
-    low, high = np.percentile(a[pick_a].mean(axis=1) - b[pick_b].mean(axis=1), [2.5, 97.5])
+    low, high = bootstrap_interval(a, b, rng, n_boot)
     return bool(low > 0 or high < 0)
 
 

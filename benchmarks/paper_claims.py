@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 from bench_env import environment  # benchmarks/bench_env.py (the script's own folder is on sys.path)
+from compare_calibration import bootstrap_interval  # the former percentile bootstrap, kept for comparison
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -163,6 +164,10 @@ def run_values(rows: list[dict]) -> dict[str, float]:
     return out
 
 
+def rounded(interval: tuple[float, float] | None) -> list[float] | None:
+    return None if interval is None else [round(interval[0], 4), round(interval[1], 4)]
+
+
 def estimate_dict(estimate) -> dict | None:
     if estimate is None:
         return None
@@ -180,7 +185,9 @@ def aggregate(groups: dict[str, list[dict[str, float]]], baseline: str = "grpo")
     """Per group and summary metric: mean over seeds with a 95% Student-t CI (ladkit.compare's estimate on a
     [S, 1] matrix), and the difference to `baseline` with Welch's t CI and whether it excludes 0 (None with a
     single seed). The groups are treated as independent, as `ladkit compare` does, although seed s of every
-    group sees the same prompts: a paired test would be sharper."""
+    group sees the same prompts: a paired test would be sharper. Each also carries the percentile bootstrap CI
+    over seeds (`bootstrap_ci95`, `delta_bootstrap_ci95`), which benchmarks/compare_calibration.py shows is too
+    narrow over 3 seeds: kept for comparison, not for verdicts."""
     from ladkit.compare.stats import difference_estimate, mean_estimate
 
     def column(runs: list[dict[str, float]], name: str) -> np.ndarray:
@@ -191,10 +198,14 @@ def aggregate(groups: dict[str, list[dict[str, float]]], baseline: str = "grpo")
         entry = {"n_runs": len(runs), "metrics": {}}
         for name, *_ in SUMMARY:
             values = column(runs, name)
-            metric = {"value": estimate_dict(mean_estimate(values)), "per_seed": values[:, 0].tolist()}
+            metric = {"value": estimate_dict(mean_estimate(values)), "per_seed": values[:, 0].tolist(),
+                      "bootstrap_ci95": rounded(bootstrap_interval(values[:, 0]))}  # fmt: skip
             if group != baseline and baseline in groups:
                 delta = difference_estimate(values, column(groups[baseline], name))
                 metric["delta_vs_" + baseline] = estimate_dict(delta)
+                metric["delta_bootstrap_ci95"] = rounded(
+                    bootstrap_interval(values[:, 0], column(groups[baseline], name)[:, 0])
+                )
                 # One seed on either side: no interval, so "excludes 0" would say nothing.
                 metric["delta_excludes_0"] = None if delta is None or not delta.has_interval else delta.excludes_zero
             entry["metrics"][name] = metric
@@ -248,6 +259,17 @@ def run_times(runs_dir: Path, names: list[str]) -> tuple[dict[str, float], float
         return {}, None
     grid = max(end for _, end in stamps.values()) - min(start for start, _ in stamps.values())
     return {name: end - start for name, (start, end) in stamps.items()}, grid
+
+
+def trained_at(runs_dir: Path, names: list[str]) -> list[str]:
+    """The commits the runs were trained at (their meta.json git_sha, short); `commit` is this summary's."""
+    shas = set()
+    for name in names:
+        try:
+            shas.add((json.loads((runs_dir / name / "meta.json").read_text()).get("git_sha") or "unknown")[:7])
+        except (OSError, ValueError):
+            continue
+    return sorted(shas)
 
 
 def write_report(runs_dir: Path, settings, seeds, out: Path, by_setting: bool) -> list[str]:
@@ -372,6 +394,7 @@ def main() -> None:
         "wall_s": wall,
         "grid_wall_s": grid_wall,
         "run_wall_s": run_walls,
+        "runs_trained_at": trained_at(runs_dir, [f"{s}-s{seed}" for s, seed in jobs]),
         "jobs": args.jobs,
         **environment("torch", "transformers", "peft"),
     }

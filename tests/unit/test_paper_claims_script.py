@@ -62,6 +62,8 @@ def test_aggregate_means_deltas_and_missing_values(claims):
     flow = out["flowrl"]["metrics"]["pass@1"]
     assert flow["value"]["n_seeds"] == 2 and flow["per_seed"] == [0.1, 0.3, None]
     assert flow["delta_excludes_0"] is False  # seeds 0.1 and 0.3 around GRPO's 0.2: the CI straddles 0
+    # the former percentile bootstrap, kept beside: three identical seeds give a point; two seeds stay in range
+    assert lad["bootstrap_ci95"] == [0.3, 0.3] and 0.1 <= flow["bootstrap_ci95"][0] <= flow["bootstrap_ci95"][1] <= 0.3
     assert "delta_vs_grpo" not in out["grpo"]["metrics"]["pass@1"]
     assert out["grpo"]["metrics"]["dist4"]["value"] is None  # no group logged it
 
@@ -70,7 +72,7 @@ def test_aggregate_one_seed_gives_no_verdict(claims):
     out = claims.aggregate({"grpo": [{"pass@1": 0.2}], "lad-js": [{"pass@1": 0.5}]})
     lad = out["lad-js"]["metrics"]["pass@1"]
     assert lad["delta_vs_grpo"]["ci95"] == [0.3, 0.3]  # a point: one seed each
-    assert lad["delta_excludes_0"] is None
+    assert lad["delta_excludes_0"] is None and lad["delta_bootstrap_ci95"] is None and lad["bootstrap_ci95"] is None
 
 
 def test_pool_merges_grids_run_by_run(claims):
