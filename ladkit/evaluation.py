@@ -217,6 +217,11 @@ def table(row: dict[str, Any]):
     return out
 
 
+def correct_counts(results: Sequence[Sequence[RewardResult]]) -> list[int]:
+    """Per prompt, how many of its samples are correct, by group_metrics' rule (reward above 0.5)."""
+    return [sum(_reward(r) > 0.5 for r in row) for row in results]
+
+
 def _reward(result: RewardResult) -> float:
     value = result.reward
     return float(value) if value is not None and value == value else 0.0  # NaN or None counts as 0

@@ -9,14 +9,16 @@ is never credited for steps its rivals did not reach.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ladkit.compare.loading import Run
-from ladkit.compare.stats import Estimate, difference_estimate, mean_estimate
+from ladkit.compare.stats import Estimate, difference_estimate, mean_estimate, paired_difference
 from ladkit.errors import LadkitError
+from ladkit.metrics import pass_at_k
 
 DEFAULT_METRICS = (
     "reward/mean",
@@ -41,6 +43,7 @@ sparse (every eval_every steps), so three of them would reach far back into trai
 # Below this many runs (seeds) in a group, t intervals are wide (t quantile 4.30 for 3 seeds, 2.78 for 5), so
 # a real difference of a few run-to-run standard deviations can still read "unclear".
 FEW_RUNS = 5
+PASS_AT = re.compile(r"^eval/pass@(\d+)$")
 
 
 def higher_is_better(metric: str) -> bool:
@@ -113,9 +116,10 @@ class MetricResult:
             return ""
         if not self.delta.has_interval:
             return "1 seed"
+        suffix = " (prompts)" if self.delta.basis == "prompts" else ""
         if not self.delta.excludes_zero:
-            return "unclear"
-        return "better" if (self.delta.mean > 0) == higher_is_better(self.metric) else "worse"
+            return "unclear" + suffix
+        return ("better" if (self.delta.mean > 0) == higher_is_better(self.metric) else "worse") + suffix
 
 
 @dataclass
@@ -182,7 +186,7 @@ def compare_runs(
         raise LadkitError(f"the runs share none of the metrics {', '.join(metrics or DEFAULT_METRICS)}")
     if len(groups) == 1:
         notes.append(f"only one group ({baseline}): nothing to compare against; use --group-by to split")
-    notes += _few_runs_note(groups)
+    notes += _few_runs_note(groups) + _prompts_note(results)
     return Comparison(groups, baseline, list(metrics or DEFAULT_METRICS), results, notes)
 
 
@@ -192,8 +196,8 @@ def _few_runs_note(groups: dict[str, list[Run]]) -> list[str]:
     notes = []
     single = [group for group, runs in groups.items() if len(runs) == 1]
     if single:
-        notes.append(f"one run in {', '.join(single)}: no interval and no better/worse for it, since one seed "
-                     "cannot separate the method from the seed; run 2 or more seeds per group")  # fmt: skip
+        notes.append(f"one run in {', '.join(single)}: no interval over seeds and no better/worse for it, since one "
+                     "seed cannot separate the method from the seed; run 2 or more seeds per group")  # fmt: skip
     few = {group: len(runs) for group, runs in groups.items() if 1 < len(runs) < FEW_RUNS}
     if few:
         counts = ", ".join(f"{group} {n}" for group, n in few.items())
@@ -202,6 +206,37 @@ def _few_runs_note(groups: dict[str, list[Run]]) -> list[str]:
             f"few seeds rather than no difference; {FEW_RUNS} or more seeds per group narrow them"
         )
     return notes
+
+
+def _prompts_note(results: list[MetricResult]) -> list[str]:
+    paired = [r for r in results if r.delta is not None and r.delta.basis == "prompts"]
+    if not paired:
+        return []
+    metrics = ", ".join(sorted({r.metric for r in paired}))
+    return [f"'(prompts)': one run a side, so {metrics} are compared over the held-out prompts both runs scored at "
+            "that evaluation (eval_prompts.jsonl; paired t over prompts): this says the two checkpoints differ on "
+            "these prompts, not that the method would with another seed"]  # fmt: skip
+
+
+def prompt_paired(run: Run, baseline: Run, metric: str, step: int) -> Estimate | None:
+    """pass@k of two single runs' checkpoints at eval `step`, paired over the held-out prompts both scored
+    (unbiased pass@k per prompt from its n samples and c correct); None when the runs lack the records."""
+    match = PASS_AT.match(metric)
+    if match is None:
+        return None
+    k = int(match[1])
+
+    def per_prompt(target: Run) -> dict:
+        return {
+            str(p["example_id"]): pass_at_k(p["n"], p["correct"], k)
+            for p in target.eval_prompts
+            if p.get("step") == step and isinstance(p.get("n"), int) and isinstance(p.get("correct"), int)
+            and 0 <= p["correct"] <= p["n"] and p["n"] >= k
+        }  # fmt: skip
+
+    ours, theirs = per_prompt(run), per_prompt(baseline)
+    common = sorted(set(ours) & set(theirs))
+    return paired_difference([ours[i] for i in common], [theirs[i] for i in common])
 
 
 def _pick_baseline(groups: dict[str, list[Run]], baseline: str | None) -> str:
@@ -228,5 +263,7 @@ def _compare_metric(groups, baseline, metric, steps, notes) -> list[MetricResult
         result = MetricResult(group, metric, mean_estimate(final), best, steps=steps)
         if group != baseline:
             result.delta = difference_estimate(final, base)
+            if result.delta is not None and not result.delta.has_interval and len(runs) == len(groups[baseline]) == 1:
+                result.delta = prompt_paired(runs[0], groups[baseline][0], metric, steps[-1]) or result.delta
         results.append(result)
     return results

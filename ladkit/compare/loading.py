@@ -27,6 +27,7 @@ class Run:
     rows: list[dict[str, Any]]
     eval_rows: list[dict[str, Any]] = field(default_factory=list)
     tracked: list[dict[str, Any]] = field(default_factory=list)
+    eval_prompts: list[dict[str, Any]] = field(default_factory=list)  # step, example_id, n, correct per prompt
 
     @property
     def name(self) -> str:
@@ -98,14 +99,15 @@ def read_run(path: Path) -> tuple[Run | None, list[str]]:
     rows, notes = read_jsonl(path / "metrics.jsonl")
     eval_rows, eval_notes = read_jsonl(path / "eval.jsonl")
     tracked, tracked_notes = read_jsonl(path / "tracked.jsonl")
-    notes += eval_notes + tracked_notes + [n for n in (config_note, meta_note) if n]
+    eval_prompts, prompt_notes = read_jsonl(path / "eval_prompts.jsonl")
+    notes += eval_notes + tracked_notes + prompt_notes + [n for n in (config_note, meta_note) if n]
     status = str(meta.get("status", "unknown"))
     if status != "completed":
         notes.append(f"status {status}: partly written, read up to step {_last(rows)}")
     if not rows:
         notes.append("no metric rows; skipped")
         return None, [f"{path.name}: {n}" for n in notes]
-    run = Run(path, config, status, sorted(rows, key=lambda r: r["step"]), eval_rows, tracked)
+    run = Run(path, config, status, sorted(rows, key=lambda r: r["step"]), eval_rows, tracked, eval_prompts)
     return run, [f"{path.name}: {n}" for n in notes]
 
 

@@ -34,10 +34,13 @@ class Estimate:
     low: float
     high: float
     n: int
+    basis: str = "seeds"
+    """What the interval is over: "seeds" (runs), or "prompts" (one checkpoint per group, paired over the same
+    held-out prompts: evaluation noise only, see paired_difference)."""
 
     @property
     def has_interval(self) -> bool:
-        return self.n >= 2
+        return self.n >= 2 or self.basis == "prompts"
 
     @property
     def excludes_zero(self) -> bool:
@@ -85,6 +88,19 @@ def difference_estimate(values, baseline, level: float = LEVEL) -> Estimate | No
     dof = total**2 / (var_ours**2 / (ours.size - 1) + var_theirs**2 / (theirs.size - 1))
     half = _t_quantile(level, dof) * total**0.5
     return Estimate(delta, delta - half, delta + half, n)
+
+
+def paired_difference(ours, theirs, level: float = LEVEL) -> Estimate | None:
+    """Mean of ours[i] - theirs[i] over paired items (held-out prompts scored for two checkpoints) with a
+    paired t interval (m - 1 dof). `n` stays 1: it is one run a side, and the interval covers only the
+    evaluation's sampling of prompts and completions, not what another seed would train."""
+    diffs = np.asarray(ours, dtype=float) - np.asarray(theirs, dtype=float)
+    diffs = diffs[~np.isnan(diffs)]
+    if diffs.size < 2:
+        return None
+    mean = float(diffs.mean())
+    half = _t_quantile(level, diffs.size - 1) * float(diffs.std(ddof=1)) / diffs.size**0.5
+    return Estimate(mean, mean - half, mean + half, 1, basis="prompts")
 
 
 def curve_band(curves, level: float = LEVEL):

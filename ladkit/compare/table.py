@@ -27,7 +27,7 @@ def _row(result: MetricResult, seeds: int, first: bool, baseline: str) -> list:
     steps = f"steps {result.steps[0]}-{result.steps[-1]}" if result.steps else "no common step"
     metric = Text(result.metric).append(f"\n{steps}", style="dim") if first else Text("")
     label = "baseline" if result.group == baseline else result.verdict or "n/a"
-    verdict = Text(label, style=VERDICT_STYLE.get(result.verdict, ""))
+    verdict = Text(label, style=VERDICT_STYLE.get(result.verdict.split(" (")[0], ""))
     return [metric, result.group, str(seeds), fmt(result.final), fmt(result.best), fmt(result.delta, True), verdict]
 
 

@@ -64,6 +64,15 @@ def all_mean(values: dict[str, float], info: DistInfo) -> dict[str, float]:
     return dict(zip(keys, (tensor / info.world_size).tolist()))
 
 
+def all_gather_list(items: list, info: DistInfo) -> list:
+    """Every rank's `items`, concatenated in rank order (the list itself on one process)."""
+    if info.world_size == 1:
+        return items
+    gathered: list = [None] * info.world_size
+    dist.all_gather_object(gathered, items)
+    return [item for part in gathered for item in part]
+
+
 def barrier(info: DistInfo) -> None:
     if info.world_size > 1:
         dist.barrier()

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from ladkit.evaluation import group_metrics, policy_tokens
+from ladkit.evaluation import correct_counts, group_metrics, policy_tokens
 from ladkit.runs import to_jsonable
 from ladkit.training import checkpoint, collect, distributed
 from ladkit.training.config import TrainConfig
@@ -39,7 +39,8 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, callba
     """Train; returns the summary written to run_dir/summary.json."""
     ctx = build(config, Path(run_dir), resume)
     if resume and ctx.info.is_main:
-        _trim_tracked(ctx.run_dir, ctx.start_step)
+        for name in PER_STEP_FILES:
+            _trim_jsonl(ctx.run_dir / name, ctx.start_step)
     tensorboard = _tensorboard(ctx) if config.tensorboard and ctx.info.is_main else None
     status, last = "completed", config.steps - 1
     guard = SkipGuard(config.max_skipped_steps)  # consecutive non-finite optimiser steps stop the run
@@ -76,11 +77,13 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, callba
 
 
 def _log(ctx: TrainContext, tensorboard, row: dict, callbacks) -> None:
-    """metrics.jsonl (scalars only), tracked.jsonl, TensorBoard, then the callbacks (which see "tracked")."""
-    scalars = {key: value for key, value in row.items() if key != "tracked"}
+    """metrics.jsonl (scalars only), tracked.jsonl, eval_prompts.jsonl, TensorBoard, then the callbacks (which
+    see "tracked" and "eval_prompts")."""
+    scalars = {key: value for key, value in row.items() if key not in PER_STEP_KEYS}
     if ctx.info.is_main:
         ctx.writer.log(scalars)
-        _append_tracked(ctx.run_dir, row.get("tracked", []))
+        for key, name in PER_STEP_KEYS.items():
+            _append_jsonl(ctx.run_dir / name, row.get(key, []))
         if tensorboard is not None:
             for key, value in scalars.items():
                 if isinstance(value, (int, float)) and key != "step":
@@ -140,8 +143,10 @@ def train_step(ctx: TrainContext, step: int, guard: SkipGuard | None = None) -> 
 
 
 @torch.no_grad()
-def evaluate(ctx: TrainContext, step: int) -> dict[str, float]:
-    """Held-out reward, pass@k / avg@k / maj@k (k = 1 and eval_samples) and diversity (ladkit.evaluation)."""
+def evaluate(ctx: TrainContext, step: int) -> dict[str, Any]:
+    """Held-out reward, pass@k / avg@k / maj@k (k = 1 and eval_samples) and diversity (ladkit.evaluation),
+    plus "eval_prompts": per held-out prompt, its samples and how many were correct (every rank's), which
+    `ladkit compare` pairs across two single runs."""
     config = ctx.config
     examples = list(ctx.task.eval_examples())
     examples = shard(
@@ -155,7 +160,9 @@ def evaluate(ctx: TrainContext, step: int) -> dict[str, float]:
     results = collect.score(ctx.task, groups, examples)
     texts = [[c.text for c in g.completions] for g in groups]
     metrics = group_metrics(results, texts, sorted({1, k}), policy_tokens(ctx.tokenizer))
-    return distributed.all_mean(metrics, ctx.info)
+    counts = correct_counts(results)
+    prompts = [{"step": step, "example_id": e.id, "n": k, "correct": c} for e, c in zip(examples, counts)]
+    return {**distributed.all_mean(metrics, ctx.info), "eval_prompts": distributed.all_gather_list(prompts, ctx.info)}
 
 
 def _reference(ctx: TrainContext):
@@ -167,17 +174,21 @@ def _reference(ctx: TrainContext):
     return None
 
 
-def _append_tracked(run_dir: Path, records: list[dict]) -> None:
+# Non-scalar row entries -> the per-step file each is appended to (metrics.jsonl takes the scalars).
+PER_STEP_KEYS = {"tracked": "tracked.jsonl", "eval_prompts": "eval_prompts.jsonl"}
+PER_STEP_FILES = tuple(PER_STEP_KEYS.values())
+
+
+def _append_jsonl(path: Path, records: list[dict]) -> None:
     if records:
-        with open(run_dir / "tracked.jsonl", "a", encoding="utf-8") as handle:
+        with open(path, "a", encoding="utf-8") as handle:
             handle.writelines(json.dumps(to_jsonable(record)) + "\n" for record in records)
 
 
-def _trim_tracked(run_dir: Path, start_step: int) -> None:
-    """On resume, drop tracked records of the steps that will be redone (as metrics.jsonl does)."""
+def _trim_jsonl(path: Path, start_step: int) -> None:
+    """On resume, drop the records of the steps that will be redone (as metrics.jsonl does)."""
     from ladkit.runs import read_rows, write_atomic
 
-    path = run_dir / "tracked.jsonl"
     if path.is_file():
         kept = [r for r in read_rows(path) if r.get("step", -1) < start_step]
         write_atomic(path, "".join(json.dumps(r) + "\n" for r in kept))

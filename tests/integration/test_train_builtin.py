@@ -111,6 +111,16 @@ def test_resume_continues_exactly(tmp_path):
     wb = load_file(broken / "checkpoints/step_000003/policy/adapter_model.safetensors")
     assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
     assert json.loads((broken / "meta.json").read_text())["resumed"] == 1
+    # Per-prompt eval records (what compare pairs across runs): evals at steps 0, 2 and the final 4, 8 held-out
+    # prompts each; the crashed step's records are not duplicated by the resume.
+    prompts = {run: [json.loads(line) for line in (run / "eval_prompts.jsonl").read_text().splitlines()]
+               for run in (straight, broken)}  # fmt: skip
+    assert prompts[broken] == prompts[straight] and len(prompts[straight]) == 3 * 8
+    assert sorted({r["step"] for r in prompts[straight]}) == [0, 2, 4]
+    final = [r for r in prompts[straight] if r["step"] == 4]
+    assert all(0 <= r["correct"] <= r["n"] == 2 for r in final) and len({r["example_id"] for r in final}) == 8
+    # pass@1 is the mean over prompts of correct / n: the records add up to the logged metric
+    assert a[-1]["eval/pass@1"] == pytest.approx(sum(r["correct"] / r["n"] for r in final) / 8)
 
 
 @pytest.mark.parametrize("objective", ["grpo", "flowrl"])

@@ -41,4 +41,10 @@ def test_two_ranks_match_one_process(tiny_model_path, tmp_path):
     assert [r["step"] for r in rows] == [0, 1, 2]
     for a, b in zip(rows, rows_single):
         assert a["reward/mean"] == pytest.approx(b["reward/mean"], abs=1e-6)
+    # the final evaluation's per-prompt records come from both ranks (2 held-out prompts each), written once
+    prompts = {run: [json.loads(line) for line in (run / "eval_prompts.jsonl").read_text().splitlines()]
+               for run in (single, double)}  # fmt: skip
+    assert len(prompts[double]) == 4 and {r["example_id"] for r in prompts[double]} == {
+        r["example_id"] for r in prompts[single]
+    }
     shutil.rmtree(tmp_path, ignore_errors=True)

@@ -19,6 +19,12 @@ def write_run(folder: Path, objective: str, rows: list[dict], status: str = "com
 
 
 @pytest.fixture
+def write_rows(tmp_path):
+    """write_rows(name, objective, rows): a run folder under tmp_path with these metric rows as they are."""
+    return lambda name, objective, rows, **kwargs: write_run(tmp_path / name, objective, rows, **kwargs)
+
+
+@pytest.fixture
 def make_run(tmp_path):
     def make(name: str, objective: str, values: list[float], key: str = "reward/mean", **kwargs) -> Path:
         rows = [{"step": step, key: value} for step, value in enumerate(values)]

@@ -1,5 +1,7 @@
 """Grouping, alignment on common steps, final/best values and deltas, checked against hand-worked numbers."""
 
+import json
+
 import pytest
 
 from ladkit.compare.analysis import compare_runs, label_of
@@ -64,7 +66,7 @@ def test_different_lengths_align_on_common_steps(make_run, tmp_path):
     assert lad.delta.mean == pytest.approx((0.0 + 0.5 + 0.6) / 3 - 0.1) and not lad.delta.has_interval
     assert lad.verdict == "1 seed"
     assert (
-        comparison.notes[1].startswith("one run in grpo, lad:js: no interval and no better/worse")
+        comparison.notes[1].startswith("one run in grpo, lad:js: no interval over seeds and no better/worse")
         and len(comparison.notes) == 2
     )
 
@@ -99,3 +101,29 @@ def test_few_runs_per_group_is_a_note(make_run, tmp_path):
     assert not any(n.startswith("few runs") for n in run_compare([tmp_path], metrics=["reward/mean"]).notes)
     only = run_compare([tmp_path / "lad-s0"], metrics=["reward/mean"]).notes
     assert not any(n.startswith("few runs") for n in only)
+
+
+def test_one_run_a_side_pairs_pass_at_k_over_prompts(write_rows, tmp_path):
+    # Two single runs that both scored held-out prompts p0..p3 (n = 2 samples each) at their final eval, step 3.
+    # pass@1 per prompt = c / n: lad 1, 1, 1, 0.5 and grpo 0.5, 0.5, 0, 0 -> differences 0.5, 0.5, 1, 0.5:
+    # mean 0.625, sd 0.25, se 0.125, t(0.975, 3) = 3.182446 -> [0.2272, 1.0228], "better (prompts)".
+    # pass@2 per prompt = 1 - C(n - c, 2) / C(n, 2): lad 1, 1, 1, 1 and grpo 1, 1, 0, 0 -> differences 0, 0, 1, 1:
+    # mean 0.5, sd 0.57735, se 0.288675 -> half-width 0.918693: [-0.4187, 1.4187], "unclear (prompts)".
+    for name, objective, correct in (("grpo", "grpo", [1, 1, 0, 0]), ("lad", "lad", [2, 2, 2, 1])):
+        pass1 = sum(c / 2 for c in correct) / 4
+        rows = [{"step": 0, "reward/mean": 0.1}, {"step": 3, "eval/pass@1": pass1, "eval/pass@2": 0.0}]
+        write_rows(name, objective, rows)
+        prompts = [{"step": 3, "example_id": f"p{i}", "n": 2, "correct": c} for i, c in enumerate(correct)]
+        prompts.append({"step": 0, "example_id": "p0", "n": 2, "correct": 0})  # an earlier eval: not paired
+        (tmp_path / name / "eval_prompts.jsonl").write_text("".join(json.dumps(p) + "\n" for p in prompts))
+    comparison = run_compare([tmp_path], metrics=["eval/pass@1", "eval/pass@2", "reward/mean"])
+    pass1 = comparison.result("lad:js", "eval/pass@1")
+    assert pass1.delta.mean == pytest.approx(0.625) and pass1.delta.basis == "prompts" and pass1.delta.n == 1
+    assert (pass1.delta.low, pass1.delta.high) == (pytest.approx(0.625 - 0.397806, abs=1e-6), pytest.approx(1.022806))
+    assert pass1.verdict == "better (prompts)"
+    pass2 = comparison.result("lad:js", "eval/pass@2")
+    assert pass2.delta.mean == pytest.approx(0.5) and pass2.verdict == "unclear (prompts)"
+    assert pass2.delta.high == pytest.approx(0.5 + 0.918693, abs=1e-6)
+    assert comparison.result("lad:js", "reward/mean").verdict == "1 seed"  # a training curve: nothing to pair
+    assert any(n.startswith("'(prompts)': one run a side, so eval/pass@1, eval/pass@2 are compared") for n in
+               comparison.notes)  # fmt: skip
