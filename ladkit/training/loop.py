@@ -4,6 +4,7 @@ PPO-style passes over mini-batches with pi_old fixed -> metrics -> periodic eval
 Row `step` s of metrics.jsonl describes the rollouts of step s (sampled by the policy after s updates)
 and the update made on them. tracked.jsonl holds, per step, one record per tracked held-out prompt (its G
 completions and per-group distributions, see metrics.track_before); callbacks see them as row["tracked"].
+eval_prompts.jsonl holds, per evaluation, one record per held-out prompt (n samples, how many correct).
 Works unchanged under torchrun / accelerate launch (see distributed.py).
 """
 
@@ -28,6 +29,9 @@ from ladkit.training.optimise import SkipGuard, deterministic_forward, mini_batc
 from ladkit.training.setup import TrainContext, build
 
 Callback = Callable[[int, dict[str, Any], TrainContext], None]
+# Non-scalar row entries -> the per-step file each is appended to (metrics.jsonl takes the scalars).
+PER_STEP_KEYS = {"tracked": "tracked.jsonl", "eval_prompts": "eval_prompts.jsonl"}
+PER_STEP_FILES = tuple(PER_STEP_KEYS.values())
 
 
 class StopTraining(Exception):  # noqa: N818 (a signal, not an error)
@@ -172,11 +176,6 @@ def _reference(ctx: TrainContext):
 
         return reference_policy
     return None
-
-
-# Non-scalar row entries -> the per-step file each is appended to (metrics.jsonl takes the scalars).
-PER_STEP_KEYS = {"tracked": "tracked.jsonl", "eval_prompts": "eval_prompts.jsonl"}
-PER_STEP_FILES = tuple(PER_STEP_KEYS.values())
 
 
 def _append_jsonl(path: Path, records: list[dict]) -> None:
