@@ -19,7 +19,7 @@ def compare(
     out: Path | None = typer.Option(None, help="Write the self-contained HTML report here."),
 ) -> None:
     """Compare runs grouped by objective (seeds aggregated): final/best values with 95% t intervals over seeds,
-    deltas with Welch's t intervals."""
+    deltas with Welch's t intervals; with one run a side, eval/pass@k paired over the held-out prompts."""
     from ladkit.compare import compare_runs, load_runs
     from ladkit.compare.table import print_comparison
 
