@@ -63,6 +63,16 @@ def _add_band(fig: go.Figure, steps, mean, low, high, name: str, colour: str, ro
     )
 
 
+def value_range(values: list[float], pad: float = 0.05) -> list[float] | None:
+    """The y range that shows every run's own values with a margin. A t band over 2-3 seeds can be many times
+    wider than the runs' spread (t = 12.7 for 2 seeds); left to autorange it would flatten the curves."""
+    if not values:
+        return None
+    low, high = min(values), max(values)
+    margin = pad * (high - low) or pad * max(abs(high), 1e-12)
+    return [low - margin, high + margin]
+
+
 def curves_figure(comparison: Comparison) -> go.Figure:
     """One panel per curve metric (those any run logged); mean over seeds with a 95% t band over seeds."""
     runs = [run for group in comparison.groups.values() for run in group]
@@ -72,13 +82,15 @@ def curves_figure(comparison: Comparison) -> go.Figure:
     rows = max(1, -(-len(metrics) // cols))
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=[title for _, title in metrics] or ["no curves"])
     for index, (metric, _) in enumerate(metrics):
+        row, col = index // cols + 1, index % cols + 1
         for number, (group, members) in enumerate(comparison.groups.items()):
             steps, mean, low, high = group_curve(members, metric)
-            colour = COLOURS[number % len(COLOURS)]
-            _add_band(fig, steps, mean, low, high, group, colour, index // cols + 1, index % cols + 1, index == 0)
+            _add_band(fig, steps, mean, low, high, group, COLOURS[number % len(COLOURS)], row, col, index == 0)
+        fig.update_yaxes(range=value_range([v for run in runs for v in series(run, metric).values()]), row=row, col=col)
     fig.update_layout(
-        title="Training curves: mean over seeds, 95% t band over seeds", height=320 * rows, template="plotly_white"
-    )
+        title="Training curves: mean over seeds, 95% t band over seeds (clipped to the runs' own values)",
+        height=320 * rows, template="plotly_white",
+    )  # fmt: skip
     fig.update_xaxes(title_text="step")
     return fig
 
@@ -119,7 +131,7 @@ def pass_at_k_figure(comparison: Comparison) -> go.Figure:
         template="plotly_white",
         height=380,
         xaxis={"title": "k", "type": "log", "dtick": np.log10(2)},
-        yaxis={"title": "pass@k"},
+        yaxis={"title": "pass@k", "range": [-0.02, 1.02]},  # error bars over 2-3 seeds may reach beyond [0, 1]
     )
     return fig
 
