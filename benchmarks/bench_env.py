@@ -1,4 +1,5 @@
-"""Where a benchmark ran, for its JSON record: CPU model, cores, Python, package versions, commit and date.
+"""Where a benchmark ran, for its JSON record (CPU model, cores, Python, package versions, commit, date), and
+writing the record.
 
 Every script merges `environment(...)` into what it writes, so each result file says how to compare it with
 another one (same machine, same commit, same torch) without reading the docs."""
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import importlib.metadata
+import json
 import os
 import platform
 import subprocess
@@ -25,6 +27,15 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def write_record(record: dict, path: str | Path | None) -> None:
+    """The record as indented JSON at `path` (folders made; nothing written when None), then as one line on
+    stdout: the line run_all.py reads back."""
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(record, indent=1) + "\n")
+    print(json.dumps(record))
 
 
 def environment(*packages: str) -> dict:

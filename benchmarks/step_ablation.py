@@ -18,14 +18,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import json
 import os
 import statistics
 import tempfile
 from pathlib import Path
 
 import torch
-from bench_env import environment  # benchmarks/bench_env.py (the script's own folder is on sys.path)
+from bench_env import environment, write_record  # benchmarks/bench_env.py (the script's own folder is on sys.path)
 
 SAVERS = ("shared_prompts", "first_pi_old", "shared_prefill", "batched_sampler")
 VARIANTS = ("all on", *(f"no {s}" for s in SAVERS), "all off")
@@ -110,9 +109,7 @@ def main() -> None:
         "loadavg_end": [round(x, 2) for x in os.getloadavg()],
         **environment("torch"),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
-    print(json.dumps(record))
+    write_record(record, args.out)
 
 
 if __name__ == "__main__":

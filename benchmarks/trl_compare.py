@@ -46,7 +46,7 @@ import time
 from pathlib import Path
 
 import torch
-from bench_env import environment  # benchmarks/bench_env.py (the script's own folder is on sys.path)
+from bench_env import environment, write_record  # benchmarks/bench_env.py (the script's own folder is on sys.path)
 from trl_parity import CLIP, import_trl, loss_parity
 
 SIDES = ("ladkit", "trl")
@@ -366,9 +366,7 @@ def main() -> None:
         "loadavg_end": [round(x, 2) for x in os.getloadavg()],
         **environment("torch", "transformers", "peft", "accelerate", "datasets", "trl"),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
-    print(json.dumps(record))
+    write_record(record, args.out)
 
 
 if __name__ == "__main__":

@@ -196,8 +196,10 @@ def _few_runs_note(groups: dict[str, list[Run]]) -> list[str]:
     notes = []
     single = [group for group, runs in groups.items() if len(runs) == 1]
     if single:
-        notes.append(f"one run in {', '.join(single)}: no interval over seeds and no better/worse for it, since one "
-                     "seed cannot separate the method from the seed; run 2 or more seeds per group")  # fmt: skip
+        notes.append(
+            f"one run in {', '.join(single)}: no interval over seeds and no verdict on the method for it, since one "
+            "seed cannot separate the method from the seed; run 2 or more seeds per group"
+        )
     few = {group: len(runs) for group, runs in groups.items() if 1 < len(runs) < FEW_RUNS}
     if few:
         counts = ", ".join(f"{group} {n}" for group, n in few.items())

@@ -6,14 +6,13 @@ file (plotly.js inlined once, so it opens offline).
 from __future__ import annotations
 
 import html
-import re
 from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ladkit.compare.analysis import Comparison, series
+from ladkit.compare.analysis import PASS_AT, Comparison, series
 from ladkit.compare.loading import Run
 from ladkit.compare.stats import curve_band, mean_estimate
 from ladkit.compare.table import fmt, legend
@@ -26,7 +25,6 @@ CURVES = (
     ("diversity/distinct_correct", "distinct correct answers"),
     ("diversity/dist4", "distinct 4-grams"),
 )
-PASS_AT = re.compile(r"^eval/pass@(\d+)$")
 
 
 def _rgba(colour: str, alpha: float) -> str:

@@ -28,7 +28,7 @@ LEVEL = 0.95
 @dataclass(frozen=True)
 class Estimate:
     """A mean and its confidence interval; `n` is the number of seeds behind it (the smaller group's for a
-    difference). With n == 1 there is no interval: low == high == mean."""
+    difference). Over seeds, n == 1 has no interval (low == high == mean); over prompts, n is 1 by nature."""
 
     mean: float
     low: float
@@ -59,15 +59,20 @@ def _t_quantile(level: float, dof: float) -> float:
     return float(stats.t.ppf((1 + level) / 2, dof))
 
 
+def _t_interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    """(mean, half-width) of the Student-t interval of the mean of `values` (at least 2 of them)."""
+    half = _t_quantile(level, values.size - 1) * float(values.std(ddof=1)) / values.size**0.5
+    return float(values.mean()), half
+
+
 def mean_estimate(values, level: float = LEVEL) -> Estimate | None:
     """Mean over seeds of per-seed means of `values` [S, W], with a Student-t interval over seeds (S - 1 dof)."""
     means = seed_means(values)
     if means.size == 0:
         return None
-    mean = float(means.mean())
     if means.size == 1:
-        return Estimate(mean, mean, mean, 1)
-    half = _t_quantile(level, means.size - 1) * float(means.std(ddof=1)) / means.size**0.5
+        return Estimate(float(means[0]), float(means[0]), float(means[0]), 1)
+    mean, half = _t_interval(means, level)
     return Estimate(mean, mean - half, mean + half, int(means.size))
 
 
@@ -98,8 +103,7 @@ def paired_difference(ours, theirs, level: float = LEVEL) -> Estimate | None:
     diffs = diffs[~np.isnan(diffs)]
     if diffs.size < 2:
         return None
-    mean = float(diffs.mean())
-    half = _t_quantile(level, diffs.size - 1) * float(diffs.std(ddof=1)) / diffs.size**0.5
+    mean, half = _t_interval(diffs, level)
     return Estimate(mean, mean - half, mean + half, 1, basis="prompts")
 
 

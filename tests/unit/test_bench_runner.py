@@ -3,22 +3,15 @@ docs/benchmarks.md rewritten in place without touching the hand-written text aro
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "run_all.py"
+from benchmark_scripts import load_script
 
 
 @pytest.fixture
 def runner(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("run_all", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "run_all", module)  # dataclasses look their module up there
-    spec.loader.exec_module(module)
+    module = load_script("run_all")
     monkeypatch.setattr(module, "RESULTS", tmp_path / "results")
     monkeypatch.setattr(module, "DOCS", tmp_path / "benchmarks.md")
     (tmp_path / "results").mkdir()

@@ -3,25 +3,16 @@ does not, and the grid replay finds a contradiction between two hand-made grids 
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "compare_calibration.py"
+from benchmark_scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def calibration():
-    if str(SCRIPT.parent) not in sys.path:  # as when the script runs: its folder (bench_env.py) is importable
-        sys.path.insert(0, str(SCRIPT.parent))
-    spec = importlib.util.spec_from_file_location("compare_calibration", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("compare_calibration")
 
 
 def test_bootstrap_over_calls_and_welch_does_not(calibration):

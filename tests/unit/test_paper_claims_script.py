@@ -3,24 +3,15 @@ of each group are aggregated into means, t CIs and Welch deltas against GRPO (ha
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "paper_claims.py"
+from benchmark_scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def claims():
-    if str(SCRIPT.parent) not in sys.path:  # as when the script runs: its folder (bench_env.py) is importable
-        sys.path.insert(0, str(SCRIPT.parent))
-    spec = importlib.util.spec_from_file_location("paper_claims", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("paper_claims")
 
 
 def rows_of_a_run(steps: int = 20) -> list[dict]:

@@ -9,26 +9,16 @@ trl is in the dev extra (pyproject.toml), so CI runs this; without trl installed
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
+from benchmark_scripts import load_script
 
 pytest.importorskip("trl", reason="trl is not installed (it is in the dev extra: pip install -e '.[dev]')")
 
 torch.set_num_threads(1)
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "trl_parity.py"
 
 
-def _load_benchmark():
-    spec = importlib.util.spec_from_file_location("trl_parity", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-BENCHMARK = _load_benchmark()
+BENCHMARK = load_script("trl_parity")
 
 
 @pytest.mark.parametrize(("loss_type", "clip", "beta"), BENCHMARK.PARITY_CASES)

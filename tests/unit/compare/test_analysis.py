@@ -66,7 +66,7 @@ def test_different_lengths_align_on_common_steps(make_run, tmp_path):
     assert lad.delta.mean == pytest.approx((0.0 + 0.5 + 0.6) / 3 - 0.1) and not lad.delta.has_interval
     assert lad.verdict == "1 seed"
     assert (
-        comparison.notes[1].startswith("one run in grpo, lad:js: no interval over seeds and no better/worse")
+        comparison.notes[1].startswith("one run in grpo, lad:js: no interval over seeds and no verdict on the method")
         and len(comparison.notes) == 2
     )
 
