@@ -29,18 +29,23 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def write_record(record: dict, path: str | Path | None) -> None:
-    """The record as indented JSON at `path` (folders made; nothing written when None), then as one line on
-    stdout: the line run_all.py reads back."""
+def write_record(record: dict, path: str | Path | None, quiet: bool = False) -> None:
+    """The record as indented JSON at `path` (folders made; nothing written when None), then, unless `quiet`
+    (a partial record written as it grows), as one line on stdout: the line run_all.py reads back."""
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(record, indent=1) + "\n")
-    print(json.dumps(record))
+    if not quiet:
+        print(json.dumps(record))
 
 
 def environment(*packages: str) -> dict:
     """cpu, cores, python, the installed version of each of `packages` (None when absent), commit and date."""
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    try:  # a GPU machine gets a copy of the tree, maybe without .git or git
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        commit_id = commit.stdout.strip() or None
+    except OSError:
+        commit_id = None
     versions = {}
     for name in packages:
         try:
@@ -49,5 +54,5 @@ def environment(*packages: str) -> dict:
             versions[name] = None
     return {
         "cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(), **versions,
-        "commit": commit.stdout.strip() or None, "date": datetime.date.today().isoformat(),
+        "commit": commit_id, "date": datetime.date.today().isoformat(),
     }  # fmt: skip

@@ -56,6 +56,7 @@ SIZES = {
     "tiny": dict(hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=1,
                  num_key_value_heads=1, vocab_size=1024, max_position_embeddings=1024, rope_theta=1e4),
 }  # fmt: skip
+SHARING = {"auto": None, "on": True, "off": False}  # --shared-prompt-pass -> TrainConfig.shared_prompt_pass
 # Dense bf16 tensor-core peaks (no sparsity) from NVIDIA's data sheets, in TFLOP/s, matched on the device name.
 PEAK_TFLOPS = (("H100 PCIe", 756.0), ("H100", 989.4), ("H200", 989.4), ("H800", 989.4), ("A100", 312.0))
 
@@ -126,7 +127,7 @@ def run_objective(objective: str, model_dir: Path, run_dir: Path, args) -> list[
         {
             "model": {"name_or_path": str(model_dir), "lora": True, "lora_rank": 16, "lora_alpha": 32,
                       "dtype": "bfloat16", "gradient_checkpointing": args.gradient_checkpointing},
-            "task": {"name": "gpu_check", "eval_size": 4},
+            "task": {"name": "gpu_check", "eval_size": 4}, "shared_prompt_pass": SHARING[args.shared_prompt_pass],
             "objective": objective,
             "rollout": {"backend": "hf", "max_new_tokens": args.max_new_tokens, "temperature": 1.0},
             "optim": {"lr": 1e-5, "grad_accumulation": args.grad_accumulation},
@@ -212,6 +213,8 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--grad-accumulation", type=int, default=4, help="micro-batches per mini-batch")
     parser.add_argument("--gradient-checkpointing", action="store_true")
+    parser.add_argument("--shared-prompt-pass", choices=sorted(SHARING), default="auto",
+                        help="the trainer's shared_prompt_pass (auto: on a CPU only)")  # fmt: skip
     parser.add_argument(
         "--no-compare-samplers",
         dest="compare_samplers",
@@ -230,15 +233,21 @@ def main() -> None:
     TASKS.add("gpu_check", lambda config: HashRewardTask(eval_size=config.eval_size or 4, seed=config.seed))
     import peft
     import transformers
+    from bench_env import environment  # benchmarks/bench_env.py (this script's folder is on sys.path)
+
+    from ladkit.training.setup import share_prompts
 
     started = time.perf_counter()
     result = {
-        "card": card, "peak_tflops_bf16": peak, "torch": torch.__version__, "transformers": transformers.__version__,
-        "peft": peft.__version__, "size": args.size, "prompts": args.prompts, "group_size": args.group_size,
-        "max_new_tokens": args.max_new_tokens, "steps": args.steps, "warmup": args.warmup, "objectives": {},
+        **environment(), "card": card, "peak_tflops_bf16": peak, "torch": torch.__version__,
+        "transformers": transformers.__version__, "peft": peft.__version__, "size": args.size,
+        "shared_prompt_pass": share_prompts(SHARING[args.shared_prompt_pass], device), "prompts": args.prompts,
+        "group_size": args.group_size, "max_new_tokens": args.max_new_tokens, "steps": args.steps,
+        "warmup": args.warmup, "objectives": {},
     }  # fmt: skip
     print(f"gpu_check on {card}: torch {torch.__version__}, transformers {transformers.__version__}, "
-          f"peft {peft.__version__}", flush=True)  # fmt: skip
+          f"peft {peft.__version__}, shared prompt pass {'on' if result['shared_prompt_pass'] else 'off'}",
+          flush=True)  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="ladkit-gpu-check-") as tmp:
         model_dir = Path(tmp) / "model"
         built = time.perf_counter()

@@ -140,10 +140,24 @@ def _gpu(r: dict) -> list[tuple[str, str, str]]:
     rows = []
     for name, s in r.get("objectives", {}).items():
         mfu = f", MFU update {s['mfu_update']:.1%}" if "mfu_update" in s else ""
-        rows.append((f"GPU check {name} on {r['card']}: step / update (s), peak memory",
+        sharing = {True: ", shared prompt pass", False: ", full forwards"}.get(r.get("shared_prompt_pass"), "")
+        when = f" ({r['date']}{sharing})" if "date" in r else ""
+        rows.append((f"GPU check {name} on {r['card']}{when}: step / update (s), peak memory",
                      f"{s['step_time_s']:.2f} / {s['update_time_s']:.2f}, {s['peak_gpu_memory_gib']:.1f} GiB{mfu}",
                      "report"))  # fmt: skip
     return rows
+
+
+def _newest_gpu_records(results_dir: Path) -> list[Path]:
+    """The GPU check records (gpu_check_<card>*.json, copied back from GPU sessions) of the newest date."""
+    dated = []
+    for path in sorted(results_dir.glob("gpu_check*.json")):
+        try:
+            dated.append((str(json.loads(path.read_text()).get("date", "")), path))
+        except (OSError, ValueError, AttributeError):
+            dated.append(("", path))
+    newest = max((date for date, _ in dated), default="")
+    return [path for date, path in dated if date == newest]
 
 
 def _get(record: dict, *path, default=None):
@@ -228,16 +242,14 @@ def headline_table(results_dir: Path) -> str:
     lines = ["| benchmark | what | figure | target |", "|---|---|---|---|"]
     for name, extract in HEADLINES.items():
         path = results_dir / f"{name}.json"
-        if name == "gpu_check" and not path.is_file():
-            path = next(iter(sorted(results_dir.glob("gpu_check*.json"))), path)
-        if not path.is_file():
-            continue
-        try:
-            rows = extract(json.loads(path.read_text()))
-        except (KeyError, TypeError, ValueError) as error:  # a record of another shape: point at the file
-            rows = [("(see the JSON)", f"unreadable headline: {type(error).__name__} {error}", "")]
-        for what, figure, target in rows:
-            lines.append(f"| `{path.name}` | {what} | {figure} | {target} |")
+        paths = [path] if path.is_file() else _newest_gpu_records(results_dir) if name == "gpu_check" else []
+        for path in paths:
+            try:
+                rows = extract(json.loads(path.read_text()))
+            except (KeyError, TypeError, ValueError) as error:  # a record of another shape: point at the file
+                rows = [("(see the JSON)", f"unreadable headline: {type(error).__name__} {error}", "")]
+            for what, figure, target in rows:
+                lines.append(f"| `{path.name}` | {what} | {figure} | {target} |")
     return "\n".join(lines)
 
 

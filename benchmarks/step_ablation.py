@@ -1,7 +1,8 @@
 """Benchmark: what each of the step's four work-savers buys (they made ladkit >= 1.3x TRL, point 2).
 
 The four, each exact in maths (only float rounding or the sampler's random stream changes):
-  shared_prompts   one prompt pass per group in the trainer's forwards (ladkit/models/logprobs.py)
+  shared_prompts   one prompt pass per group in the trainer's forwards (ladkit/models/logprobs.py; the
+                   shared_prompt_pass setting, on by default on a CPU, off on a GPU)
   first_pi_old     the first mini-batch's pi_old from its own forward, no separate pass (training/optimise.py)
   shared_prefill   one prefill per distinct prompt in HF generate (rollout/hf.py)
   batched_sampler  one inverse-CDF draw for all rows per token, not torch.multinomial per row (rollout/hf.py)
@@ -33,13 +34,11 @@ VARIANTS = ("all on", *(f"no {s}" for s in SAVERS), "all off")
 @contextlib.contextmanager
 def switched_off(ctx, savers: set[str]):
     """The step with `savers` disabled (each through the switch its module decides it with)."""
-    from ladkit.models import logprobs
     from ladkit.rollout import hf
     from ladkit.training import loop
 
-    real_deterministic = loop.deterministic_forward
-    if "shared_prompts" in savers:
-        logprobs._NO_SHARING.add(ctx.model)
+    real_deterministic, real_share = loop.deterministic_forward, ctx.share_prompts
+    ctx.share_prompts = "shared_prompts" not in savers
     if "shared_prefill" in savers:
         hf._NO_SHARED_PREFILL.add(ctx.model)
     if "first_pi_old" in savers:
@@ -48,7 +47,7 @@ def switched_off(ctx, savers: set[str]):
     try:
         yield
     finally:
-        logprobs._NO_SHARING.discard(ctx.model)
+        ctx.share_prompts = real_share
         hf._NO_SHARED_PREFILL.discard(ctx.model)
         loop.deterministic_forward = real_deterministic
         ctx.backend.batched_sampling = None

@@ -146,6 +146,12 @@ class TrainConfig:
     max_skipped_steps: int = 10
     """Stop the run (status failed) after this many consecutive optimiser steps skipped for a non-finite loss
     or gradient (0: never stop). The count starts again at 0 on resume."""
+    shared_prompt_pass: bool | None = None
+    """One forward over each group's prompt in the trainer, its cache repeated to the group's G rows
+    (true), or one forward over every row's prompt and response (false); the maths is the same. Unset: true
+    on a CPU, false on a GPU. It saves (G-1)/G of the prompt positions but adds a second pass through the
+    model, which costs more than it saves where the forward is bound by kernel launches, not FLOPs: on an
+    H100 it doubled the update of a 0.5B model at every prompt length measured, up to 512 (docs/benchmarks.md)."""
 
     def __post_init__(self) -> None:
         OBJECTIVES.get(self.objective)

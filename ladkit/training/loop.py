@@ -116,7 +116,8 @@ def train_step(ctx: TrainContext, step: int, guard: SkipGuard | None = None) -> 
     update_start = time.perf_counter()
     # The first optimiser step's rows get pi_old from that step's own forward (optimise.py), unless dropout.
     first = mini_batch_rows(batch, config.mini_batches)[0] if deterministic_forward(ctx.model) else None
-    old = recompute(ctx.model, batch, config.rollout.temperature, micro, reference, skip=first)
+    old = recompute(ctx.model, batch, config.rollout.temperature, micro, reference, skip=first,
+                    share_prompts=ctx.share_prompts)  # fmt: skip
     _synchronize(ctx.device)
     recompute_s = time.perf_counter() - update_start
     tracked = track_before(ctx, step)  # after the step's own draws, own seeds, RNG restored: training unchanged

@@ -144,5 +144,6 @@ def track_after(ctx, pending: TrackedRollouts | None) -> list[dict[str, Any]]:
 
 def _sequence_logprobs(ctx, batch: RolloutBatch) -> torch.Tensor:
     """log pi(y) summed over each response's tokens, for the current weights. [N]"""
-    logprobs = recompute(ctx.model, batch, ctx.config.rollout.temperature, batch.num_sequences).logprobs  # [N, T]
-    return logprobs.sum(-1).double()  # [N] (masked entries are exactly 0)
+    temperature = ctx.config.rollout.temperature
+    old = recompute(ctx.model, batch, temperature, batch.num_sequences, share_prompts=ctx.share_prompts)
+    return old.logprobs.sum(-1).double()  # [N, T] -> [N] (masked entries are exactly 0)

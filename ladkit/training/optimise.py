@@ -69,10 +69,12 @@ class OldPolicy:
 
 @torch.no_grad()
 def recompute(
-    model, batch: RolloutBatch, temperature: float, micro: int, reference=None, skip: torch.Tensor | None = None
-) -> OldPolicy:
+    model, batch: RolloutBatch, temperature: float, micro: int, reference=None, skip: torch.Tensor | None = None,
+    share_prompts: bool = True,
+) -> OldPolicy:  # fmt: skip
     """pi_old (eval mode, no gradient) in micro-batches of `micro` rows, except the rows `skip` (left pending,
-    NaN until filled); the reference's log-probs for every row when `reference` is given."""
+    NaN until filled); the reference's log-probs for every row when `reference` is given. `share_prompts`:
+    one prompt pass per group (TrainConfig.shared_prompt_pass)."""
     was_training = model.training
     model.eval()  # pi_old is the sampling policy: no dropout
     n, width = batch.response_mask.shape
@@ -86,13 +88,14 @@ def recompute(
     )  # fmt: skip
     todo = torch.nonzero(~pending).flatten()  # [n] (empty with one mini-batch: its update fills every row)
     for rows in todo.split(micro) if len(todo) else ():
-        logprobs, entropy, _ = response_logprobs(model, batch.rows(rows), temperature, want_entropy=True)
+        logprobs, entropy, _ = response_logprobs(model, batch.rows(rows), temperature, want_entropy=True,
+                                                 share_prompts=share_prompts)  # fmt: skip
         old.fill(rows, logprobs, entropy)
     if reference is not None:
         ref = []
         with reference(model):
             for rows in torch.arange(n).split(micro):
-                ref.append(response_logprobs(model, batch.rows(rows), temperature)[0])
+                ref.append(response_logprobs(model, batch.rows(rows), temperature, share_prompts=share_prompts)[0])
         old.ref_logprobs = torch.cat(ref)
     model.train(was_training)
     return old
@@ -184,7 +187,8 @@ def micro_loss(ctx, batch: RolloutBatch, rows: torch.Tensor, old: OldPolicy, num
     flowrl = config.objective == "flowrl"
     fill = bool(old.pending[rows].any())
     logprobs, entropy, feature = response_logprobs(
-        ctx.train_model, part, config.rollout.temperature, want_entropy=fill, want_hidden=flowrl, prefix_model=ctx.model
+        ctx.train_model, part, config.rollout.temperature, want_entropy=fill, want_hidden=flowrl,
+        prefix_model=ctx.model, share_prompts=ctx.share_prompts,
     )  # fmt: skip
     if fill:
         old.fill(rows, logprobs, entropy)

@@ -15,18 +15,19 @@ from ladkit.training.batch import RolloutBatch
 
 def response_logprobs(
     model, batch: RolloutBatch, temperature: float, want_entropy: bool = False, want_hidden: bool = False,
-    prefix_model=None,
+    prefix_model=None, share_prompts: bool = True,
 ):  # fmt: skip
     """(logprobs [N, T], entropy [N, T] or None, prompt feature [N, H] or None) for `batch`.
 
-    The rows of a group share one prompt pass (ladkit.models.logprobs, "Shared prompts"); `prefix_model` is
-    the unwrapped model when `model` is a DDP wrapper.
+    With `share_prompts` the rows of a group share one prompt pass (ladkit.models.logprobs, "Shared prompts");
+    `prefix_model` is the unwrapped model when `model` is a DDP wrapper.
     """
     mask = batch.response_mask
     width = mask.shape[1]
     check_layout(batch.input_ids, width)
+    prompt_index = batch.group_index if share_prompts else None  # [N] or None: one forward over every row
     logits, hidden = response_forward(
-        model, batch.input_ids, batch.attention_mask, width, batch.group_index, prefix_model, want_hidden
+        model, batch.input_ids, batch.attention_mask, width, prompt_index, prefix_model, want_hidden
     )  # [N, T, V], [N, P, H] or None
     logprobs, entropy = token_logprobs(logits, batch.input_ids[:, -width:], temperature, want_entropy)  # [N, T]
     feature = prompt_feature(hidden, batch) if want_hidden else None

@@ -34,6 +34,7 @@ class TrainContext:
     parameters: list[torch.nn.Parameter]
     extra_modules: dict[str, torch.nn.Module]
     run_dir: Path
+    share_prompts: bool = True  # one prompt pass per group in the trainer's forwards (config.shared_prompt_pass)
     writer: Any = None  # RunWriter on the main process
     start_step: int = 0
     prompt_cache: dict[str, list[int]] = field(default_factory=dict)
@@ -47,6 +48,12 @@ class TrainContext:
         if example.id not in self.prompt_cache:
             self.prompt_cache[example.id] = render_prompt(self.tokenizer, example.prompt)
         return self.prompt_cache[example.id]
+
+
+def share_prompts(setting: bool | None, device: torch.device) -> bool:
+    """config.shared_prompt_pass resolved: as set, else on a CPU only (a GPU forward of a small micro-batch is
+    bound by kernel launches, and the prompt pass is a second set of them)."""
+    return device.type == "cpu" if setting is None else setting
 
 
 def schedule(config: TrainConfig) -> Callable[[int], float]:
@@ -106,7 +113,7 @@ def build(config: TrainConfig, run_dir: Path, resume: bool = False) -> TrainCont
     )  # fmt: skip
     ctx = TrainContext(
         config, info, device, model, distributed.wrap(model, info), tokenizer, task, backend, optimizer, scheduler,
-        parameters, extra, run_dir,
+        parameters, extra, run_dir, share_prompts=share_prompts(config.shared_prompt_pass, device),
     )  # fmt: skip
     if resume:
         _resume(ctx)

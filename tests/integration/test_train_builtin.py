@@ -248,3 +248,35 @@ def test_dropout_means_a_full_recompute():
     assert not deterministic_forward(dropped)  # LoRA dropout: an nn.Dropout module with p > 0
     model.config.attention_dropout = 0.1  # transformers applies it functionally: only the config shows it
     assert not deterministic_forward(model)
+
+
+def test_shared_prompt_pass_setting_decides_the_trainers_forwards(tmp_path, monkeypatch):
+    # shared_prompt_pass: the same run either way, up to float rounding (other matmul shapes); unset, a CPU
+    # shares (one prompt pass per group), and false sends every forward through the full prompt + response.
+    from safetensors.torch import load_file
+
+    from ladkit.training import policy
+
+    seen: list[bool] = []
+    forward = policy.response_forward
+
+    def spy(model, input_ids, attention_mask, width, prompt_index=None, *args):
+        seen.append(prompt_index is not None)
+        return forward(model, input_ids, attention_mask, width, prompt_index, *args)
+
+    monkeypatch.setattr(policy, "response_forward", spy)
+    runs = {}
+    for setting in (None, False):
+        seen.clear()
+        run = tmp_path / f"shared-{setting}"
+        train(small_config(steps=2, eval_every=0, mini_batches=2, shared_prompt_pass=setting), run)
+        assert seen and all(seen) if setting is None else not any(seen)  # every forward: pi_old, update, tracking
+        runs[setting] = (load_file(run / "checkpoints/step_000001/policy/adapter_model.safetensors"), rows_of(run))
+    weights, rows = runs[None]
+    # 4 Adam steps of lr 5e-4 move each weight by up to ~2e-3; Adam's normalisation blows the rounding of
+    # near-zero gradients up to ~1e-5 (measured 8e-6). A forward that differed in maths moves them ~1e-3 apart.
+    assert all(torch.allclose(weights[k], runs[False][0][k], atol=5e-5) for k in weights)
+    for row, other in zip(rows, runs[False][1]):
+        if "policy/entropy" in row:
+            assert row["policy/entropy"] == pytest.approx(other["policy/entropy"], abs=1e-5)
+            assert row["loss/value"] == pytest.approx(other["loss/value"], abs=1e-5)

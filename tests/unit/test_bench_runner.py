@@ -37,6 +37,24 @@ def test_headline_rows_come_from_the_results_files(runner):
     assert "objective_cost" not in table  # no file, no row
 
 
+def test_headline_shows_the_newest_gpu_records_only(runner):
+    # GPU records are copied back per session (gpu_check_<card>[_date].json); the table shows the newest date's,
+    # naming the card, the date and whether the trainer shared its prompt pass.
+    def record(date, card, sharing, update):
+        objective = {"step_time_s": 10.0, "update_time_s": update, "peak_gpu_memory_gib": 13.0, "mfu_update": 0.05}
+        return json.dumps({"date": date, "card": card, "shared_prompt_pass": sharing, "objectives": {"lad": objective}})
+
+    results = runner.RESULTS
+    (results / "gpu_check_h100_2026-11-26.json").write_text(record("2026-11-26", "H100", False, 2.06))
+    (results / "gpu_check_h100.json").write_text(record("2026-11-27", "H100", True, 4.01))
+    (results / "gpu_check_h200.json").write_text(record("2026-11-27", "H200", False, 2.48))
+    table = runner.headline_table(results)
+    assert "| `gpu_check_h100.json` | GPU check lad on H100 (2026-11-27, shared prompt pass): " in table
+    assert "| `gpu_check_h200.json` | GPU check lad on H200 (2026-11-27, full forwards): " in table
+    assert "10.00 / 2.48, 13.0 GiB, MFU update 5.0%" in table
+    assert "2026-11-26" not in table and "2.06" not in table
+
+
 def test_docs_block_is_inserted_once_then_replaced_in_place(runner):
     docs = runner.DOCS
     docs.write_text("# Benchmarks\n\nIntro paragraph.\n\n## Section\n\nHand-written.\n")

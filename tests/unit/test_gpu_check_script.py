@@ -8,6 +8,7 @@ import json
 import math
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,3 +32,16 @@ def test_gpu_check_smoke_runs_on_the_cpu(tmp_path):
     samplers = record["samplers"]
     assert samplers["batched_rollout_s"] > 0 and samplers["per_row_rollout_s"] > 0
     assert "MFU" in done.stdout and "batched sampler" in done.stdout
+
+
+def test_update_ablation_smoke_runs_on_the_cpu(tmp_path):
+    # benchmarks/update_ablation.py (full vs shared prompt pass, the GPU session's second command) must run.
+    command = [sys.executable, "benchmarks/update_ablation.py", "--size", "tiny", "--width", "8", "--repeats", "1",
+               "--prompt-lengths", "6,20", "--no-profile", "--out", str(tmp_path)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    variants = json.loads((tmp_path / "update_ablation.json").read_text())["variants"]
+    # 2 prompt lengths x 3 kinds of pass x (full, shared), each a positive time.
+    assert len(variants) == 12 and all(v["median_s"] > 0 for v in variants.values())
+    assert {"P6 train full", "P20 no_grad+entropy shared"} <= set(variants)
