@@ -13,13 +13,17 @@ def compare(
         "label", help="Group runs by: label (objective + LAD divergence), objective, divergence, or a config key."
     ),
     metric: list[str] | None = typer.Option(
-        None, "--metric", "-m", help="Metric key to compare (repeatable); default: reward, pass@1, entropy, diversity."
+        None,
+        "--metric",
+        "-m",
+        help="Metric key to compare (repeatable); default: reward, pass@1, entropy, diversity, and ladkit_eval/pass@k "
+        "(from eval.jsonl) where every run was evaluated with `ladkit eval`.",
     ),
     baseline: str | None = typer.Option(None, help="Group the others are compared against (default: the first)."),
     out: Path | None = typer.Option(None, help="Write the self-contained HTML report here."),
 ) -> None:
     """Compare runs grouped by objective (seeds aggregated): final/best values with 95% t intervals over seeds,
-    deltas with Welch's t intervals; with one run a side, eval/pass@k paired over the held-out prompts."""
+    deltas with Welch's t intervals; with one run a side, pass@k paired over the held-out prompts."""
     from ladkit.compare import compare_runs, load_runs
     from ladkit.compare.table import print_comparison
 

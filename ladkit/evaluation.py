@@ -2,7 +2,9 @@
 
 `evaluate_run` serves `ladkit eval`: it takes a run folder (its config.yaml and a checkpoint's weights) or a
 bare peft adapter folder (base model and task given), samples n = max(k) completions per held-out prompt
-with a rollout backend, and appends one row to `eval.jsonl` (the run's, or that of a new --out folder).
+with a rollout backend, and appends one row to `eval.jsonl` (the run's, or that of a new --out folder): the
+metrics, and per held-out prompt its samples and how many were correct ("per_prompt", which `ladkit compare`
+pairs across two single runs, as it does the trainer's eval_prompts.jsonl).
 `group_metrics` is the scoring half, shared with the trainer's periodic evaluation.
 """
 
@@ -186,8 +188,9 @@ def _sample_and_score(target: Target, ks, n: int, backend_name: str, prompts, te
     results = collect.score(task, groups, examples)
     texts = [[c.text for c in g.completions] for g in groups]
     metrics = group_metrics(results, texts, ks, policy_tokens(tokenizer))
+    per_prompt = [{"example_id": e.id, "n": n, "correct": c} for e, c in zip(examples, correct_counts(results))]
     return {**metrics, "samples": n, "prompts": len(examples), "temperature": sampling.temperature,
-            "backend": backend_name}  # fmt: skip
+            "backend": backend_name, "per_prompt": per_prompt}  # fmt: skip
 
 
 def _progress(chunks: range, total: int, show: bool):

@@ -4,7 +4,8 @@ group with t intervals over seeds, and deltas against a baseline group with Welc
 A group is every run sharing a label (by default objective plus LAD divergence: "lad:js", "grpo"); runs of
 one group are treated as seeds of one experiment. Each metric is aligned on its own: the steps at which
 every run logged it (eval keys are logged every eval_every steps, training keys every step), so a group
-is never credited for steps its rivals did not reach.
+is never credited for steps its rivals did not reach. Where every run was evaluated with `ladkit eval`, the
+default metrics add `ladkit_eval/pass@k` (eval.jsonl, at the checkpoint's step) for each k all runs share.
 """
 
 from __future__ import annotations
@@ -43,7 +44,10 @@ sparse (every eval_every steps), so three of them would reach far back into trai
 # Below this many runs (seeds) in a group, t intervals are wide (t quantile 4.30 for 3 seeds, 2.78 for 5), so
 # a real difference of a few run-to-run standard deviations can still read "unclear".
 FEW_RUNS = 5
-PASS_AT = re.compile(r"^eval/pass@(\d+)$")
+PASS_AT = re.compile(r"^(?:eval|ladkit_eval)/pass@(\d+)$")
+CHECKPOINT_EVAL = "ladkit_eval/"
+"""Prefix of the metrics read from a run's eval.jsonl (`ladkit eval` of its checkpoints) instead of its
+metrics.jsonl: `ladkit_eval/pass@16` is eval.jsonl's `eval/pass@16`, at the step of the checkpoint evaluated."""
 
 
 def higher_is_better(metric: str) -> bool:
@@ -82,10 +86,14 @@ def group_runs(runs: list[Run], group_by: str = "label") -> dict[str, list[Run]]
 
 
 def series(run: Run, metric: str) -> dict[int, float]:
-    """step -> value of `metric` in one run (non-numbers, None and NaN dropped)."""
+    """step -> value of `metric` in one run (non-numbers, None and NaN dropped). A `ladkit_eval/` metric is
+    read from eval.jsonl, by checkpoint step; of two evaluations of one checkpoint the later counts."""
+    rows, key = run.rows, metric
+    if metric.startswith(CHECKPOINT_EVAL):
+        rows, key = run.eval_rows, "eval/" + metric[len(CHECKPOINT_EVAL) :]
     out = {}
-    for row in run.rows:
-        value = row.get(metric)
+    for row in rows:
+        value = row.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value):
             out[int(row["step"])] = float(value)
     return out
@@ -144,7 +152,7 @@ def _matrix(runs: list[Run], metric: str, steps: list[int]) -> np.ndarray:
 
 def final_values(runs: list[Run], metric: str, steps: list[int]) -> np.ndarray:
     """[S, W] values over the last aligned steps (see FINAL_WINDOW)."""
-    window = 1 if metric.startswith("eval/") else FINAL_WINDOW
+    window = 1 if metric.startswith(("eval/", CHECKPOINT_EVAL)) else FINAL_WINDOW
     return _matrix(runs, metric, steps[-window:])
 
 
@@ -178,16 +186,34 @@ def compare_runs(
     groups = group_runs(runs, group_by)
     baseline = _pick_baseline(groups, baseline)
     notes += _length_note(runs)
+    if not metrics:
+        metrics = list(DEFAULT_METRICS) + checkpoint_eval_metrics(runs, notes)
     results = []
-    for metric in metrics or list(DEFAULT_METRICS):
+    for metric in metrics:
         steps = common_steps(runs, metric)
         results += _compare_metric(groups, baseline, metric, steps, notes)
     if not any(r.final for r in results):
-        raise LadkitError(f"the runs share none of the metrics {', '.join(metrics or DEFAULT_METRICS)}")
+        raise LadkitError(f"the runs share none of the metrics {', '.join(metrics)}")
     if len(groups) == 1:
         notes.append(f"only one group ({baseline}): nothing to compare against; use --group-by to split")
     notes += _few_runs_note(groups) + _prompts_note(results)
-    return Comparison(groups, baseline, list(metrics or DEFAULT_METRICS), results, notes)
+    return Comparison(groups, baseline, list(metrics), results, notes)
+
+
+def checkpoint_eval_metrics(runs: list[Run], notes: list[str]) -> list[str]:
+    """`ladkit_eval/pass@k` for each k that every run's `ladkit eval` results hold (default metrics), with a
+    note when only some runs were evaluated."""
+    evaluated = [run for run in runs if run.eval_rows]
+    if not evaluated:
+        return []
+    if len(evaluated) < len(runs):
+        missing = ", ".join(run.name for run in runs if not run.eval_rows)
+        notes.append(f"ladkit eval results (eval.jsonl) in some runs but not in {missing}: run `ladkit eval` on "
+                     "every run to compare checkpoints at more samples")  # fmt: skip
+        return []
+    ks = set.intersection(*({int(m[1]) for row in run.eval_rows for key in row if (m := PASS_AT.match(key))}
+                            for run in runs))  # fmt: skip
+    return [f"{CHECKPOINT_EVAL}pass@{k}" for k in sorted(ks)]
 
 
 def _few_runs_note(groups: dict[str, list[Run]]) -> list[str]:
@@ -216,8 +242,9 @@ def _prompts_note(results: list[MetricResult]) -> list[str]:
         return []
     metrics = ", ".join(sorted({r.metric for r in paired}))
     return [f"'(prompts)': one run a side, so {metrics} are compared over the held-out prompts both runs scored at "
-            "that evaluation (eval_prompts.jsonl; paired t over prompts): this says the two checkpoints differ on "
-            "these prompts, not that the method would with another seed"]  # fmt: skip
+            "that evaluation (eval_prompts.jsonl, or eval.jsonl's per_prompt for ladkit_eval/; paired t over "
+            "prompts): this says the two checkpoints differ on these prompts, not that the method would with "
+            "another seed"]  # fmt: skip
 
 
 def prompt_paired(run: Run, baseline: Run, metric: str, step: int) -> Estimate | None:
@@ -231,14 +258,24 @@ def prompt_paired(run: Run, baseline: Run, metric: str, step: int) -> Estimate |
     def per_prompt(target: Run) -> dict:
         return {
             str(p["example_id"]): pass_at_k(p["n"], p["correct"], k)
-            for p in target.eval_prompts
-            if p.get("step") == step and isinstance(p.get("n"), int) and isinstance(p.get("correct"), int)
+            for p in prompt_records(target, metric, step)
+            if isinstance(p, dict) and isinstance(p.get("n"), int) and isinstance(p.get("correct"), int)
             and 0 <= p["correct"] <= p["n"] and p["n"] >= k
         }  # fmt: skip
 
     ours, theirs = per_prompt(run), per_prompt(baseline)
     common = sorted(set(ours) & set(theirs))
     return paired_difference([ours[i] for i in common], [theirs[i] for i in common])
+
+
+def prompt_records(run: Run, metric: str, step: int) -> list:
+    """Per-prompt records (example_id, n, correct) of the evaluation at `step` that `metric` comes from: the
+    trainer's eval_prompts.jsonl, or for `ladkit_eval/` the per_prompt list of eval.jsonl's (last) row."""
+    if not metric.startswith(CHECKPOINT_EVAL):
+        return [p for p in run.eval_prompts if p.get("step") == step]
+    rows = [row for row in run.eval_rows if row.get("step") == step]
+    records = rows[-1].get("per_prompt") if rows else None
+    return records if isinstance(records, list) else []
 
 
 def _pick_baseline(groups: dict[str, list[Run]], baseline: str | None) -> str:

@@ -67,7 +67,8 @@ def legend(comparison: Comparison) -> str:
     calls = sum(1 for r in comparison.results if r.delta is not None and r.delta.has_interval)
     chance = f"; with no real difference anywhere, {calls / 20:.2g} of these {calls} would still do so by chance"
     return (
-        "final: mean over seeds of each run's mean over its last 3 common steps (eval/*: the last eval); "
+        "final: mean over seeds of each run's mean over its last 3 common steps (eval/*: the last eval; "
+        "ladkit_eval/*: `ladkit eval` of the last common checkpoint); "
         "CIs: Student's t over seeds (one value per run); Δ: Welch's t; verdict: 'better'/'worse' when the "
         f"95% CI of Δ excludes 0{chance if calls else ''}."
     )

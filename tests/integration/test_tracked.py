@@ -64,6 +64,14 @@ def test_eval_of_the_run_appends_rows_with_sane_values(run):
     assert row["eval/maj@1"] == pytest.approx(row["eval/avg@1"])  # one vote: the first sample's correctness
     assert 0 <= row["eval/distinct_correct"] <= 2
     assert row["eval/dist3"] > 0  # character trigrams of real completions
+    # per_prompt (what `ladkit compare` pairs): one record per prompt, whose counts give back the pass@k means
+    from ladkit.metrics import pass_at_k
+
+    records = row["per_prompt"]
+    assert len(records) == 4 and len({r["example_id"] for r in records}) == 4
+    assert all(r["n"] == 2 and 0 <= r["correct"] <= 2 for r in records)
+    for k in (1, 2):
+        assert sum(pass_at_k(2, r["correct"], k) for r in records) / 4 == pytest.approx(row[f"eval/pass@{k}"])
 
 
 def test_eval_of_a_bare_adapter_writes_a_new_folder(run, tmp_path):

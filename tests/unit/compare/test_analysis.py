@@ -127,3 +127,56 @@ def test_one_run_a_side_pairs_pass_at_k_over_prompts(write_rows, tmp_path):
     assert comparison.result("lad:js", "reward/mean").verdict == "1 seed"  # a training curve: nothing to pair
     assert any(n.startswith("'(prompts)': one run a side, so eval/pass@1, eval/pass@2 are compared") for n in
                comparison.notes)  # fmt: skip
+
+
+def _eval_row(step: int, correct: list[int], n: int, **extra) -> dict:
+    """An eval.jsonl row as `ladkit eval` writes it: pass@k means and the per-prompt counts."""
+    from ladkit.metrics import pass_at_k
+
+    row = {"step": step, "checkpoint": f"checkpoints/step_{step:06d}", "samples": n, **extra}
+    for k in (1, n):
+        row[f"eval/pass@{k}"] = sum(pass_at_k(n, c, k) for c in correct) / len(correct)
+    row["per_prompt"] = [{"example_id": f"p{i}", "n": n, "correct": c} for i, c in enumerate(correct)]
+    return row
+
+
+def test_ladkit_eval_results_join_the_default_metrics_and_pair_over_prompts(write_rows, tmp_path):
+    # Both runs evaluated with `ladkit eval --k 1,4` (n = 4) at checkpoint 3, on prompts p0..p3. An older
+    # evaluation of the same checkpoint (first row) is superseded by the later one.
+    # pass@4 per prompt = 1 if any of 4 correct: lad 1, 1, 1, 1 and grpo 1, 0, 0, 1 -> differences 0, 1, 1, 0:
+    # mean 0.5, sd 0.57735, se 0.288675, t(0.975, 3) = 3.182446 -> half-width 0.918693, "unclear (prompts)".
+    # pass@1 = c / 4: lad 1, .75, .5, .25 and grpo .25, 0, 0, .25 -> differences .75, .75, .5, 0: mean 0.5,
+    # sd 0.353553, se 0.176777 -> half-width 0.562582: [-0.0626, 1.0626], "unclear (prompts)".
+    for name, objective, correct in (("grpo", "grpo", [1, 0, 0, 1]), ("lad", "lad", [4, 3, 2, 1])):
+        write_rows(name, objective, [{"step": 0, "reward/mean": 0.1}, {"step": 3, "reward/mean": 0.2}])
+        rows = [_eval_row(3, [0, 0, 0, 0], 4), _eval_row(3, correct, 4)]
+        (tmp_path / name / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    comparison = run_compare([tmp_path / "grpo", tmp_path / "lad"])
+    assert comparison.metrics[-2:] == ["ladkit_eval/pass@1", "ladkit_eval/pass@4"]
+    pass4 = comparison.result("lad:js", "ladkit_eval/pass@4")
+    assert pass4.final.mean == pytest.approx(1.0) and pass4.steps == [3]
+    assert pass4.delta.basis == "prompts" and pass4.delta.mean == pytest.approx(0.5)
+    assert pass4.delta.high == pytest.approx(0.5 + 0.918693, abs=1e-6) and pass4.verdict == "unclear (prompts)"
+    pass1 = comparison.result("lad:js", "ladkit_eval/pass@1")
+    assert pass1.delta.mean == pytest.approx(0.5) and pass1.delta.low == pytest.approx(0.5 - 0.562582, abs=1e-6)
+    assert any("eval.jsonl's per_prompt for ladkit_eval/" in note for note in comparison.notes)
+
+
+def test_ladkit_eval_results_over_seeds_take_welch_and_a_missing_run_is_named(write_rows, tmp_path):
+    # Two seeds a side: pass@1 (n = 2) lad 0.75, 0.5 and grpo 0.25, 0.25 -> Welch: difference 0.375, se
+    # sqrt(0.03125 / 2 + 0) = 0.125, df 1, t(0.975, 1) = 12.7062 -> [-1.213, 1.963]: "unclear".
+    for seed, (lad, grpo) in enumerate((([2, 1], [1, 0]), ([1, 1], [0, 1]))):
+        for objective, correct in (("grpo", grpo), ("lad", lad)):
+            name = f"{objective}-s{seed}"
+            write_rows(name, objective, [{"step": 5, "reward/mean": 0.1}], seed=seed)
+            (tmp_path / name / "eval.jsonl").write_text(json.dumps(_eval_row(5, correct, 2)) + "\n")
+    comparison = run_compare([tmp_path / "grpo-s0", tmp_path / "grpo-s1", tmp_path / "lad-s0", tmp_path / "lad-s1"])
+    pass1 = comparison.result("lad:js", "ladkit_eval/pass@1")
+    assert pass1.final.mean == pytest.approx(0.625) and pass1.delta.basis != "prompts"
+    assert pass1.delta.mean == pytest.approx(0.375) and pass1.delta.high == pytest.approx(0.375 + 1.588275, abs=1e-5)
+    assert pass1.verdict == "unclear"
+    (tmp_path / "lad-s1" / "eval.jsonl").unlink()
+    comparison = run_compare([tmp_path / "grpo-s0", tmp_path / "grpo-s1", tmp_path / "lad-s0", tmp_path / "lad-s1"])
+    assert not any(m.startswith("ladkit_eval/") for m in comparison.metrics)
+    missing = "ladkit eval results (eval.jsonl) in some runs but not in lad-s1"
+    assert any(note.startswith(missing) for note in comparison.notes)
