@@ -46,6 +46,7 @@ sparse (every eval_every steps), so three of them would reach far back into trai
 FEW_RUNS = 5
 PASS_AT = re.compile(r"^(?:eval|ladkit_eval)/pass@(\d+)$")
 CHECKPOINT_EVAL = "ladkit_eval/"
+EVAL_SETTINGS = ("samples", "prompts", "temperature")  # what must match for two ladkit eval rows to compare
 """Prefix of the metrics read from a run's eval.jsonl (`ladkit eval` of its checkpoints) instead of its
 metrics.jsonl: `ladkit_eval/pass@16` is eval.jsonl's `eval/pass@16`, at the step of the checkpoint evaluated."""
 
@@ -213,6 +214,13 @@ def checkpoint_eval_metrics(runs: list[Run], notes: list[str]) -> list[str]:
         return []
     ks = set.intersection(*({int(m[1]) for row in run.eval_rows for key in row if (m := PASS_AT.match(key))}
                             for run in runs))  # fmt: skip
+    settings = {run.name: tuple(run.eval_rows[-1].get(key) for key in EVAL_SETTINGS) for run in runs}
+    if ks and len(set(settings.values())) > 1:
+        shown = "; ".join(f"{name} {', '.join(f'{k} {v}' for k, v in zip(EVAL_SETTINGS, values))}"
+                          for name, values in settings.items())  # fmt: skip
+        notes.append(f"ladkit eval settings differ between runs ({shown}): their ladkit_eval/ values are not "
+                     "measured alike; evaluate every run with the same --samples, --prompts and "
+                     "--temperature")  # fmt: skip
     return [f"{CHECKPOINT_EVAL}pass@{k}" for k in sorted(ks)]
 
 

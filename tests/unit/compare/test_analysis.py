@@ -180,3 +180,17 @@ def test_ladkit_eval_results_over_seeds_take_welch_and_a_missing_run_is_named(wr
     assert not any(m.startswith("ladkit_eval/") for m in comparison.metrics)
     missing = "ladkit eval results (eval.jsonl) in some runs but not in lad-s1"
     assert any(note.startswith(missing) for note in comparison.notes)
+
+
+def test_ladkit_eval_settings_that_differ_between_runs_are_noted(write_rows, tmp_path):
+    # pass@k over 2 samples of 4 prompts and over 4 samples of 2 prompts are not the same measurement.
+    for name, objective, row in (("grpo", "grpo", _eval_row(3, [1, 0, 1, 1], 2, prompts=4, temperature=1.0)),
+                                 ("lad", "lad", _eval_row(3, [2, 1], 4, prompts=2, temperature=1.0))):  # fmt: skip
+        write_rows(name, objective, [{"step": 3, "reward/mean": 0.1}])
+        (tmp_path / name / "eval.jsonl").write_text(json.dumps(row) + "\n")
+    notes = run_compare([tmp_path / "grpo", tmp_path / "lad"]).notes
+    assert [n for n in notes if n.startswith("ladkit eval settings differ")] == [
+        "ladkit eval settings differ between runs (grpo samples 2, prompts 4, temperature 1.0; lad samples 4, "
+        "prompts 2, temperature 1.0): their ladkit_eval/ values are not measured alike; evaluate every run with "
+        "the same --samples, --prompts and --temperature"
+    ]
