@@ -25,6 +25,7 @@ CURVES = (
     ("diversity/distinct_correct", "distinct correct answers"),
     ("diversity/dist4", "distinct 4-grams"),
 )
+MAX_TRACKED_PROMPTS = 4  # tracked prompts pictured per report (each group's, side by side); the trainer's default
 
 
 def _rgba(colour: str, alpha: float) -> str:
@@ -219,13 +220,28 @@ def summary_html(comparison: Comparison) -> str:
     return f"{table}<p>{html.escape(legend(comparison))}</p><h3>Notes</h3><ul>{notes}</ul>"
 
 
+def tracked_prompts(comparison: Comparison, limit: int = MAX_TRACKED_PROMPTS) -> list[tuple[str, Run]]:
+    """(example_id, run) pairs for the report: for each of the first `limit` prompts any run tracked, the first
+    run of each group that tracked it, so one prompt's pictures for every group sit side by side."""
+    ids: list[str] = []
+    for run in (run for runs in comparison.groups.values() for run in runs):
+        ids += [i for r in run.tracked if (i := r.get("example_id")) is not None and i not in ids]
+    pairs = []
+    for example_id in ids[:limit]:
+        for runs in comparison.groups.values():
+            run = next((run for run in runs if any(r.get("example_id") == example_id for r in run.tracked)), None)
+            if run is not None:
+                pairs.append((example_id, run))
+    return pairs
+
+
 def report_figures(comparison: Comparison) -> list[go.Figure]:
-    """Curves, pass@k, and the first tracked prompt of the first run of each group that tracked any."""
+    """Curves, pass@k, and each tracked prompt (up to MAX_TRACKED_PROMPTS) for the first run of each group."""
     figures = [curves_figure(comparison), pass_at_k_figure(comparison)]
-    for runs in comparison.groups.values():
-        tracked = next((fig for run in runs if (fig := tracked_figure(run)) is not None), None)
-        if tracked is not None:
-            figures.append(tracked)
+    for example_id, run in tracked_prompts(comparison):
+        figure = tracked_figure(run, example_id)
+        if figure is not None:
+            figures.append(figure)
     return figures
 
 

@@ -43,7 +43,7 @@ def _offline_cdn(entry: dict) -> bool:
 def test_report_renders(browser, tmp_path):
     runs, notes = load_runs(make_demo_runs(tmp_path / "runs", seeds=2, steps=8))
     page = write_report(compare_runs(runs, notes=notes), tmp_path / "report.html")
-    check_page(browser, page, "compare-report.png", min_plots=4)  # curves, pass@k, 2 tracked
+    check_page(browser, page, "compare-report.png", min_plots=6)  # curves, pass@k, 2 tracked prompts x 2 groups
 
 
 @pytest.mark.browser

@@ -27,3 +27,24 @@ def test_curve_panels_are_scaled_to_the_runs_not_to_the_band(make_run, tmp_path)
 def test_value_range_of_a_flat_or_empty_series():
     assert value_range([]) is None
     assert value_range([2.0, 2.0]) == pytest.approx([1.9, 2.1])  # no spread: a margin of 5% of the value
+
+
+def test_every_tracked_prompt_is_pictured_for_each_group_side_by_side(make_run, tmp_path):
+    # p0 tracked by grpo-s0 and lad-s1 (lad-s0 tracked nothing), p1 by grpo-s0 only, p2..p5 by lad-s1: the
+    # report takes the first 4 prompts seen, each followed by its picture in every group that tracked it.
+    import json
+
+    from ladkit.compare.report import report_figures, tracked_prompts
+
+    tracked = {"grpo-s0": ["p0", "p1"], "lad-s0": [], "lad-s1": ["p2", "p0", "p3", "p4", "p5"]}
+    for name, ids in tracked.items():
+        folder = make_run(name, name.split("-")[0], [0.1, 0.2], seed=int(name[-1]))
+        rows = [{"step": 0, "example_id": i, "prompt": i, "rewards": [1, 0], "advantage_dist": [0.7, 0.3],
+                 "policy_dist": [0.5, 0.5]} for i in ids]  # fmt: skip
+        (folder / "tracked.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    runs, notes = load_runs([tmp_path])
+    comparison = compare_runs(runs, metrics=["reward/mean"], notes=notes)
+    pairs = [(example_id, run.name) for example_id, run in tracked_prompts(comparison)]
+    assert pairs == [("p0", "grpo-s0"), ("p0", "lad-s1"), ("p1", "grpo-s0"), ("p2", "lad-s1"), ("p3", "lad-s1")]
+    titles = [figure.layout.title.text for figure in report_figures(comparison)[2:]]
+    assert [title.split(" · ")[:2] for title in titles] == [[run, i] for i, run in pairs]
