@@ -173,11 +173,25 @@ def sequence_logprobs(
     unless the caller wraps this in `torch.no_grad()` (old and reference log-probs). prompt_index [N] (rows
     with equal values share their prompt) and prefix_model: see response_forward.
     """
+    logprobs, entropy, _ = response_logprobs_and_hidden(
+        model, input_ids, attention_mask, response_mask, temperature, with_entropy, prompt_index, prefix_model
+    )
+    return logprobs, entropy
+
+
+def response_logprobs_and_hidden(
+    model, input_ids: torch.Tensor, attention_mask: torch.Tensor, response_mask: torch.Tensor,
+    temperature: float = 1.0, with_entropy: bool = False, prompt_index: torch.Tensor | None = None,
+    prefix_model=None, want_hidden: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:  # fmt: skip
+    """sequence_logprobs, plus with `want_hidden` the last layer's hidden states over the prompt columns
+    [N, P, H] (FlowRL's log Z input; None otherwise)."""
     width = response_mask.shape[1]
     check_layout(input_ids, width)
-    logits, _ = response_forward(model, input_ids, attention_mask, width, prompt_index, prefix_model)  # [N, T, V]
+    logits, hidden = response_forward(model, input_ids, attention_mask, width, prompt_index, prefix_model,
+                                      want_hidden)  # [N, T, V], [N, P, H] or None  # fmt: skip
     logprobs, entropy = token_logprobs(logits, input_ids[:, -width:], temperature, with_entropy)  # [N, T]
-    return mask_response(logprobs, response_mask), mask_response(entropy, response_mask)
+    return mask_response(logprobs, response_mask), mask_response(entropy, response_mask), hidden
 
 
 def check_layout(input_ids: torch.Tensor, width: int) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ladkit.models.logprobs import check_layout, mask_response, response_forward, token_logprobs
+from ladkit.models.logprobs import response_logprobs_and_hidden
 from ladkit.training.batch import RolloutBatch
 
 
@@ -22,16 +22,13 @@ def response_logprobs(
     With `share_prompts` the rows of a group share one prompt pass (ladkit.models.logprobs, "Shared prompts");
     `prefix_model` is the unwrapped model when `model` is a DDP wrapper.
     """
-    mask = batch.response_mask
-    width = mask.shape[1]
-    check_layout(batch.input_ids, width)
     prompt_index = batch.group_index if share_prompts else None  # [N] or None: one forward over every row
-    logits, hidden = response_forward(
-        model, batch.input_ids, batch.attention_mask, width, prompt_index, prefix_model, want_hidden
-    )  # [N, T, V], [N, P, H] or None
-    logprobs, entropy = token_logprobs(logits, batch.input_ids[:, -width:], temperature, want_entropy)  # [N, T]
+    logprobs, entropy, hidden = response_logprobs_and_hidden(
+        model, batch.input_ids, batch.attention_mask, batch.response_mask, temperature, want_entropy, prompt_index,
+        prefix_model, want_hidden,
+    )  # [N, T], [N, T] or None, [N, P, H] or None  # fmt: skip
     feature = prompt_feature(hidden, batch) if want_hidden else None
-    return mask_response(logprobs, mask), mask_response(entropy, mask), feature
+    return logprobs, entropy, feature
 
 
 def prompt_feature(hidden: torch.Tensor, batch: RolloutBatch) -> torch.Tensor:

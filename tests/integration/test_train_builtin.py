@@ -255,16 +255,16 @@ def test_shared_prompt_pass_setting_decides_the_trainers_forwards(tmp_path, monk
     # shares (one prompt pass per group), and false sends every forward through the full prompt + response.
     from safetensors.torch import load_file
 
-    from ladkit.training import policy
+    from ladkit.models import logprobs
 
     seen: list[bool] = []
-    forward = policy.response_forward
+    forward = logprobs.response_forward
 
     def spy(model, input_ids, attention_mask, width, prompt_index=None, *args):
         seen.append(prompt_index is not None)
         return forward(model, input_ids, attention_mask, width, prompt_index, *args)
 
-    monkeypatch.setattr(policy, "response_forward", spy)
+    monkeypatch.setattr(logprobs, "response_forward", spy)
     runs = {}
     for setting in (None, False):
         seen.clear()
