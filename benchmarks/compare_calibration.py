@@ -12,7 +12,9 @@ Three checks of the 95% interval of a difference between two groups of S seeds (
 
 Each check runs for Welch's t (ladkit.compare.stats.difference_estimate, what `ladkit compare` uses) and for
 the percentile bootstrap over seeds that `ladkit compare` used before (2,000 resamples per group, groups
-resampled independently; reimplemented below as the reference, it is no longer in the library).
+resampled independently; reimplemented below as the reference, it is no longer in the library). The replay
+also runs `ladkit compare --paired` (a paired t over runs matched by seed) and compares its interval widths
+with Welch's.
 
     .venv/bin/python benchmarks/compare_calibration.py   # ~30 s on one core -> results/compare_calibration.json
 """
@@ -81,13 +83,16 @@ def replay(results: Path, rng: np.random.Generator) -> dict | None:
     if not all(path.is_file() for path in paths):
         return None
     grids = [json.loads(path.read_text()) for path in paths]
-    calls = {"bootstrap": [], "welch": []}
+    from ladkit.compare.stats import difference_estimate, seed_paired_difference
+
+    calls: dict[str, list] = {"bootstrap": [], "welch": [], "paired": []}
+    width_ratios = []  # paired / Welch interval width, per grid, group and metric
     for section in ("main", "knobs"):
         for group in grids[0][section]:
             if group == "grpo" or any(group not in g[section] for g in grids):
                 continue
             for metric in grids[0][section][group]["metrics"]:
-                per_grid = {"bootstrap": [], "welch": []}
+                per_grid: dict[str, list] = {"bootstrap": [], "welch": [], "paired": []}
                 for grid in grids:
                     ours = grid[section][group]["metrics"][metric]["per_seed"]
                     base = grid[section]["grpo"]["metrics"][metric]["per_seed"]
@@ -96,6 +101,16 @@ def replay(results: Path, rng: np.random.Generator) -> dict | None:
                     sign = float(np.sign(a.mean() - b.mean()))
                     per_grid["bootstrap"].append(sign * bootstrap_excludes_zero(a, b, rng))
                     per_grid["welch"].append(sign * welch_excludes_zero(a, b))
+                    # per_seed[i] is seed i in both groups (paper_claims.py): the runs pair up by seed
+                    seeded = np.array([[np.nan if v is None else v] for v in ours], dtype=float)  # [S, 1]
+                    seeded_base = np.array([[np.nan if v is None else v] for v in base], dtype=float)
+                    paired, welch = (
+                        seed_paired_difference(seeded, seeded_base),
+                        difference_estimate(a[:, None], b[:, None]),
+                    )
+                    per_grid["paired"].append(float(np.sign(paired.mean)) * paired.excludes_zero)
+                    if welch.high > welch.low:
+                        width_ratios.append((paired.high - paired.low) / (welch.high - welch.low))
                 for method, (first, second) in per_grid.items():
                     calls[method].append((section, group, metric, first, second))
     root = HERE.parent
@@ -110,6 +125,11 @@ def replay(results: Path, rng: np.random.Generator) -> dict | None:
             "significant_both_same_sign": sum(f != 0 and f == s for f, s in unique.values()),
             "contradictions": sorted(f"{g} {m}" for (g, m), (f, s) in unique.items() if f * s < 0),
         }
+    if width_ratios:
+        quartiles = np.percentile(width_ratios, [25, 50, 75])
+        out["paired_over_welch_width"] = {"median": float(quartiles[1]), "quartiles": [float(quartiles[0]),
+                                          float(quartiles[2])], "narrower_fraction": float(np.mean(
+                                          np.array(width_ratios) < 1)), "n": len(width_ratios)}  # fmt: skip
     return out
 
 

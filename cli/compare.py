@@ -21,6 +21,12 @@ def compare(
     ),
     baseline: str | None = typer.Option(None, help="Group the others are compared against (default: the first)."),
     out: Path | None = typer.Option(None, help="Write the self-contained HTML report here."),
+    paired: bool = typer.Option(
+        False,
+        "--paired",
+        help="Match each group's runs to the baseline's by config seed and take a paired t over seeds for the "
+        "deltas: sharper where one seed's runs share noise (ladkit's seed fixes the prompts drawn each step).",
+    ),
 ) -> None:
     """Compare runs grouped by objective (seeds aggregated): final/best values with 95% t intervals over seeds,
     deltas with Welch's t intervals; with one run a side, pass@k paired over the held-out prompts."""
@@ -28,7 +34,9 @@ def compare(
     from ladkit.compare.table import print_comparison
 
     runs, notes = load_runs(paths)
-    comparison = compare_runs(runs, metrics=metric or None, group_by=group_by, baseline=baseline, notes=notes)
+    comparison = compare_runs(
+        runs, metrics=metric or None, group_by=group_by, baseline=baseline, notes=notes, paired=paired
+    )
     print_comparison(comparison)
     if out is not None:
         from ladkit.compare.report import write_report

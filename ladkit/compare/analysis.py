@@ -17,7 +17,13 @@ from typing import Any
 import numpy as np
 
 from ladkit.compare.loading import Run
-from ladkit.compare.stats import Estimate, difference_estimate, mean_estimate, paired_difference
+from ladkit.compare.stats import (
+    Estimate,
+    difference_estimate,
+    mean_estimate,
+    paired_difference,
+    seed_paired_difference,
+)
 from ladkit.errors import LadkitError
 from ladkit.metrics import pass_at_k
 
@@ -140,6 +146,7 @@ class Comparison:
     metrics: list[str]
     results: list[MetricResult]
     notes: list[str]
+    paired: bool = False  # deltas over runs matched by seed (compare_runs(paired=True)), Welch's t otherwise
 
     def result(self, group: str, metric: str) -> MetricResult | None:
         return next((r for r in self.results if r.group == group and r.metric == metric), None)
@@ -179,8 +186,10 @@ def compare_runs(
     group_by: str = "label",
     baseline: str | None = None,
     notes: list[str] | None = None,
+    paired: bool = False,
 ) -> Comparison:
-    """Group `runs`, align each metric on common steps and estimate final/best values and deltas."""
+    """Group `runs`, align each metric on common steps and estimate final/best values and deltas (Welch's t;
+    with `paired`, a paired t over the runs of each group matched by seed to the baseline's, see seed_pairs)."""
     notes = list(notes or [])
     if not runs:
         raise LadkitError("no usable run to compare" + (f" ({notes[0]})" if notes else ""))
@@ -189,16 +198,43 @@ def compare_runs(
     notes += _length_note(runs)
     if not metrics:
         metrics = list(DEFAULT_METRICS) + checkpoint_eval_metrics(runs, notes)
+    pairs = {group: seed_pairs(runs, groups[baseline], group, notes) for group, runs in groups.items()
+             if group != baseline} if paired else {}  # fmt: skip
     results = []
     for metric in metrics:
         steps = common_steps(runs, metric)
-        results += _compare_metric(groups, baseline, metric, steps, notes)
+        results += _compare_metric(groups, baseline, metric, steps, notes, pairs)
     if not any(r.final for r in results):
         raise LadkitError(f"the runs share none of the metrics {', '.join(metrics)}")
     if len(groups) == 1:
         notes.append(f"only one group ({baseline}): nothing to compare against; use --group-by to split")
     notes += _few_runs_note(groups) + _prompts_note(results)
-    return Comparison(groups, baseline, list(metrics), results, notes)
+    return Comparison(groups, baseline, list(metrics), results, notes, paired)
+
+
+def seed_pairs(runs: list[Run], baseline_runs: list[Run], group: str, notes: list[str]):
+    """(group's runs, baseline's runs) matched by config `seed`, in seed order; None (and a note) where the
+    seeds cannot pair: fewer than 2 shared, or a seed twice in one group. Seeds on one side only are left out."""
+
+    def by_seed(members: list[Run]) -> dict | None:
+        seeds = [lookup(run.config, "seed") for run in members]
+        return None if len(set(seeds)) < len(seeds) else dict(zip(seeds, members))
+
+    ours, theirs = by_seed(runs), by_seed(baseline_runs)
+    if ours is None or theirs is None:
+        notes.append(f"--paired: a seed appears twice in {group} or the baseline, so runs cannot be matched by "
+                     f"seed; {group} uses Welch's t")  # fmt: skip
+        return None
+    shared = sorted(set(ours) & set(theirs), key=str)
+    if len(shared) < 2:
+        notes.append(f"--paired: {group} and the baseline share {len(shared)} seed(s); pairing needs 2 or more, so "
+                     f"{group} uses Welch's t")  # fmt: skip
+        return None
+    alone = sorted(str(s) for s in set(ours) ^ set(theirs))
+    if alone:
+        notes.append(f"--paired: seeds {', '.join(alone)} are in only one of {group} and the baseline and take no "
+                     "part in its deltas")  # fmt: skip
+    return [ours[s] for s in shared], [theirs[s] for s in shared]
 
 
 def checkpoint_eval_metrics(runs: list[Run], notes: list[str]) -> list[str]:
@@ -294,7 +330,7 @@ def _pick_baseline(groups: dict[str, list[Run]], baseline: str | None) -> str:
     return baseline
 
 
-def _compare_metric(groups, baseline, metric, steps, notes) -> list[MetricResult]:
+def _compare_metric(groups, baseline, metric, steps, notes, pairs=None) -> list[MetricResult]:
     """One MetricResult per group; an empty one (and a note) when the runs have no common step for it."""
     everywhere = [run for runs in groups.values() for run in runs]
     if not steps:
@@ -309,7 +345,12 @@ def _compare_metric(groups, baseline, metric, steps, notes) -> list[MetricResult
         best = mean_estimate(best_values(runs, metric, steps))
         result = MetricResult(group, metric, mean_estimate(final), best, steps=steps)
         if group != baseline:
-            result.delta = difference_estimate(final, base)
+            matched = (pairs or {}).get(group)
+            if matched is not None:  # --paired: the group's runs and the baseline's, in matching seed order
+                ours, theirs = (final_values(members, metric, steps) for members in matched)
+                result.delta = seed_paired_difference(ours, theirs)
+            else:
+                result.delta = difference_estimate(final, base)
             if result.delta is not None and not result.delta.has_interval and len(runs) == len(groups[baseline]) == 1:
                 result.delta = prompt_paired(runs[0], groups[baseline][0], metric, steps[-1]) or result.delta
         results.append(result)

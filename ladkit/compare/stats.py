@@ -35,8 +35,9 @@ class Estimate:
     high: float
     n: int
     basis: str = "seeds"
-    """What the interval is over: "seeds" (runs), or "prompts" (one checkpoint per group, paired over the same
-    held-out prompts: evaluation noise only, see paired_difference)."""
+    """What the interval is over: "seeds" (runs), "paired seeds" (a difference over runs matched by seed, see
+    seed_paired_difference), or "prompts" (one checkpoint per group, paired over the same held-out prompts:
+    evaluation noise only, see paired_difference)."""
 
     @property
     def has_interval(self) -> bool:
@@ -93,6 +94,22 @@ def difference_estimate(values, baseline, level: float = LEVEL) -> Estimate | No
     dof = total**2 / (var_ours**2 / (ours.size - 1) + var_theirs**2 / (theirs.size - 1))
     half = _t_quantile(level, dof) * total**0.5
     return Estimate(delta, delta - half, delta + half, n)
+
+
+def seed_paired_difference(values, baseline, level: float = LEVEL) -> Estimate | None:
+    """Mean over seeds of (run's mean - baseline run's mean) for runs matched by seed: row i of `values` and
+    of `baseline` ([S, W] each) share a seed. Paired t interval over the S differences (S - 1 dof): valid
+    whatever the two runs of a seed share, and narrower than Welch's where they share noise (ladkit's seed
+    fixes the prompts drawn at each step, the LoRA initialisation and the evaluation's samples' seeds)."""
+    ours, theirs = np.atleast_2d(np.asarray(values, float)), np.atleast_2d(np.asarray(baseline, float))
+    both = ~np.all(np.isnan(ours), axis=1) & ~np.all(np.isnan(theirs), axis=1)  # [S] seeds logged on both sides
+    if not both.any():
+        return None
+    diffs = np.nanmean(ours[both], axis=1) - np.nanmean(theirs[both], axis=1)  # [S']
+    if diffs.size < 2:
+        return Estimate(float(diffs[0]), float(diffs[0]), float(diffs[0]), 1, basis="paired seeds")
+    mean, half = _t_interval(diffs, level)
+    return Estimate(mean, mean - half, mean + half, int(diffs.size), basis="paired seeds")
 
 
 def paired_difference(ours, theirs, level: float = LEVEL) -> Estimate | None:

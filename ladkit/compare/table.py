@@ -66,9 +66,10 @@ def legend(comparison: Comparison) -> str:
     """What the columns mean, and how many better/worse calls chance alone would make among these."""
     calls = sum(1 for r in comparison.results if r.delta is not None and r.delta.has_interval)
     chance = f"; with no real difference anywhere, {calls / 20:.2g} of these {calls} would still do so by chance"
+    delta = "paired t over runs matched by seed (--paired)" if comparison.paired else "Welch's t"
     return (
         "final: mean over seeds of each run's mean over its last 3 common steps (eval/*: the last eval; "
         "ladkit_eval/*: `ladkit eval` of the last common checkpoint); "
-        "CIs: Student's t over seeds (one value per run); Δ: Welch's t; verdict: 'better'/'worse' when the "
+        f"CIs: Student's t over seeds (one value per run); Δ: {delta}; verdict: 'better'/'worse' when the "
         f"95% CI of Δ excludes 0{chance if calls else ''}."
     )

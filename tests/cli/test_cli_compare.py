@@ -30,7 +30,9 @@ def test_flags_are_forwarded(monkeypatch, tmp_path):
     CliRunner().invoke(app, args)
     assert [run.name for run in seen["runs"]] == ["demo-grpo-s0", "demo-lad-s0"]
     assert seen["metrics"] == ["reward/mean", "eval/pass@1"] and seen["group_by"] == "objective"
-    assert (seen["baseline"], seen["notes"]) == ("lad", [])
+    assert (seen["baseline"], seen["notes"], seen["paired"]) == ("lad", [], False)
+    CliRunner().invoke(app, [*args, "--paired"])
+    assert seen["paired"] is True
 
 
 def test_table_and_report(tmp_path):
@@ -45,6 +47,11 @@ def test_table_and_report(tmp_path):
     assert "Welch's t" in flat and "with no real difference anywhere, 0.05 of these 1 would" in flat
     assert out.is_file() and out.stat().st_size > 1_000_000  # plotly.js inlined
     assert "Welch&#x27;s t" in out.read_text()  # the legend is in the report too
+    # --paired: the demo's seeds 0, 1, 2 in both groups pair up; the legend says which test made the deltas
+    result = CliRunner().invoke(app, ["compare", str(tmp_path / "runs"), "-m", "policy/entropy", "--paired"],
+                                env={"COLUMNS": "160"})  # fmt: skip
+    assert result.exit_code == 0 and "better" in result.output
+    assert "paired t over runs matched by seed (--paired)" in " ".join(result.output.split())
 
 
 def test_one_run_a_side_gives_no_verdict(tmp_path):

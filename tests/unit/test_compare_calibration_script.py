@@ -37,4 +37,9 @@ def test_replay_flags_a_contradiction(calibration, tmp_path):
     out = calibration.replay(tmp_path, np.random.default_rng(0))
     assert out["welch"]["contradictions"] == ["lad-js pass@1"] and out["welch"]["deltas"] == 1
     assert out["welch"]["significant_first"] == out["welch"]["significant_second"] == 1
+    # Paired by seed: differences 0.02, 0.03, 0.03 (mean 0.02667, sd 0.00577, se 0.00333, t(2) 4.303 ->
+    # half-width 0.01434), against Welch's ~0.02: significant both times too, and narrower.
+    assert out["paired"]["contradictions"] == ["lad-js pass@1"]
+    widths = out["paired_over_welch_width"]
+    assert widths["n"] == 2 and widths["narrower_fraction"] == 1.0 and 0.5 < widths["median"] < 0.9
     assert calibration.replay(tmp_path / "missing", np.random.default_rng(0)) is None

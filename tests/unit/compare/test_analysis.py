@@ -194,3 +194,41 @@ def test_ladkit_eval_settings_that_differ_between_runs_are_noted(write_rows, tmp
         "prompts 2, temperature 1.0): their ladkit_eval/ values are not measured alike; evaluate every run with "
         "the same --samples, --prompts and --temperature"
     ]
+
+
+def test_paired_matches_runs_by_seed_whatever_their_order(make_run, tmp_path):
+    # reward/mean final values (one step each): grpo seeds 0, 1, 2 -> 0.4, 0.5, 0.55; lad given in the order
+    # seeds 2, 0, 1 -> 0.6, 0.5, 0.7 and seed 7 (no grpo partner, left out with a note). Matched by seed the
+    # differences are 0.1, 0.2, 0.05: mean 0.116667, half-width 0.189729 (test_stats' hand-worked numbers).
+    for seed, value in ((0, 0.4), (1, 0.5), (2, 0.55)):
+        make_run(f"grpo-s{seed}", "grpo", [value], seed=seed)
+    for seed, value in ((2, 0.6), (0, 0.5), (1, 0.7), (7, 0.9)):
+        make_run(f"lad-s{seed}", "lad", [value], seed=seed)
+    paths = [tmp_path / f"grpo-s{s}" for s in (0, 1, 2)] + [tmp_path / f"lad-s{s}" for s in (2, 0, 1, 7)]
+    comparison = run_compare(paths, metrics=["reward/mean"], paired=True)
+    delta = comparison.result("lad:js", "reward/mean").delta
+    assert delta.basis == "paired seeds" and delta.n == 3 and delta.mean == pytest.approx(0.116667, abs=1e-6)
+    assert delta.high == pytest.approx(0.116667 + 0.189729, abs=1e-6)
+    assert "--paired: seeds 7 are in only one of lad:js and the baseline and take no part in its deltas" in (
+        comparison.notes
+    )
+    unpaired = run_compare(paths, metrics=["reward/mean"]).result("lad:js", "reward/mean").delta
+    assert unpaired.basis == "seeds" and unpaired.mean == pytest.approx(0.675 - 0.483333, abs=1e-6)  # 4 lad runs
+
+
+def test_paired_falls_back_to_welch_with_a_note(make_run, tmp_path):
+    make_run("grpo-a", "grpo", [0.4], seed=0)
+    make_run("grpo-b", "grpo", [0.5], seed=1)
+    make_run("lad-a", "lad", [0.6], seed=0)
+    make_run("lad-b", "lad", [0.7], seed=5)  # only seed 0 is shared
+    comparison = run_compare([tmp_path / "grpo-a", tmp_path / "grpo-b", tmp_path / "lad-a", tmp_path / "lad-b"],
+                             metrics=["reward/mean"], paired=True)  # fmt: skip
+    assert comparison.result("lad:js", "reward/mean").delta.basis == "seeds"
+    assert ("--paired: lad:js and the baseline share 1 seed(s); pairing needs 2 or more, so lad:js uses Welch's t"
+            in comparison.notes)  # fmt: skip
+    make_run("lad-c", "lad", [0.8], seed=0)  # seed 0 twice in lad:js: which run pairs with grpo-a?
+    comparison = run_compare([tmp_path], metrics=["reward/mean"], paired=True)
+    assert any(n.startswith("--paired: a seed appears twice in lad:js") for n in comparison.notes)
+    from ladkit.compare.table import legend
+
+    assert "Δ: paired t over runs matched by seed (--paired)" in legend(comparison)
