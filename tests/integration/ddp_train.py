@@ -33,6 +33,8 @@ def main() -> None:
             "mini_batches": 2,
             "eval_every": 0,
             "checkpoint_every": 0,
+            # unset: shared on a CPU; "false": the full forwards a GPU runs by default, through the DDP wrapper
+            "shared_prompt_pass": {"": None, "true": True, "false": False}[os.environ.get("SHARED_PROMPT_PASS", "")],
         },
     )
     rank = int(os.environ.get("RANK", "0"))

@@ -12,18 +12,22 @@ import pytest
 HERE = Path(__file__).parent
 
 
-def run(args: list[str], run_dir: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(HERE), "OMP_NUM_THREADS": "1"}
+def run(args: list[str], run_dir: Path, **extra_env: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(HERE), "OMP_NUM_THREADS": "1", **extra_env}
     out = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
 
 
 @pytest.mark.slow
-def test_two_ranks_match_one_process(tiny_model_path, tmp_path):
+@pytest.mark.parametrize("shared", ["", "false"], ids=["shared-prompt-pass", "full-forwards"])
+def test_two_ranks_match_one_process(tiny_model_path, tmp_path, shared):
+    # "false" is the path a GPU takes by default (shared_prompt_pass unset on CUDA): every forward through DDP
     single, double = tmp_path / "single", tmp_path / "double"
-    run([sys.executable, str(HERE / "ddp_train.py"), str(tiny_model_path), str(single)], single)
+    run([sys.executable, str(HERE / "ddp_train.py"), str(tiny_model_path), str(single)], single,
+        SHARED_PROMPT_PASS=shared)  # fmt: skip
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29531"]
-    run([*torchrun, str(HERE / "ddp_train.py"), str(tiny_model_path), str(double)], double)
+    run([*torchrun, str(HERE / "ddp_train.py"), str(tiny_model_path), str(double)], double,
+        SHARED_PROMPT_PASS=shared)  # fmt: skip
     one = json.loads((single / "weights_rank0.json").read_text())
     rank0 = json.loads((double / "weights_rank0.json").read_text())
     rank1 = json.loads((double / "weights_rank1.json").read_text())
