@@ -1,4 +1,5 @@
-"""Intervals over seeds: Student's t for a group's mean, Welch's t for a difference, t bands for curves.
+"""Intervals over seeds: Student's t for a group's mean, Welch's t for a difference (a paired t for runs
+matched by seed, or for two checkpoints over the same prompts), t bands for curves.
 
 Values come as a matrix [S, W]: S seeds (runs of one group) by W aligned steps, NaN where a run did not log
 the metric at that step. The unit of evidence is the run: each seed's mean over its W steps is one
