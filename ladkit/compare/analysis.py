@@ -303,8 +303,8 @@ def prompt_paired(run: Run, baseline: Run, metric: str, step: int) -> Estimate |
         return {
             str(p["example_id"]): pass_at_k(p["n"], p["correct"], k)
             for p in prompt_records(target, metric, step)
-            if isinstance(p, dict) and isinstance(p.get("n"), int) and isinstance(p.get("correct"), int)
-            and 0 <= p["correct"] <= p["n"] and p["n"] >= k
+            if isinstance(p, dict) and p.get("example_id") is not None and isinstance(p.get("n"), int)
+            and isinstance(p.get("correct"), int) and 0 <= p["correct"] <= p["n"] and p["n"] >= k
         }  # fmt: skip
 
     ours, theirs = per_prompt(run), per_prompt(baseline)

@@ -150,6 +150,8 @@ def test_ladkit_eval_results_join_the_default_metrics_and_pair_over_prompts(writ
     for name, objective, correct in (("grpo", "grpo", [1, 0, 0, 1]), ("lad", "lad", [4, 3, 2, 1])):
         write_rows(name, objective, [{"step": 0, "reward/mean": 0.1}, {"step": 3, "reward/mean": 0.2}])
         rows = [_eval_row(3, [0, 0, 0, 0], 4), _eval_row(3, correct, 4)]
+        # records a hand-edited or foreign file might hold: skipped, not a traceback
+        rows[1]["per_prompt"] += [{"n": 4, "correct": 1}, {"example_id": "x", "n": 4, "correct": 9}, "junk"]
         (tmp_path / name / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     comparison = run_compare([tmp_path / "grpo", tmp_path / "lad"])
     assert comparison.metrics[-2:] == ["ladkit_eval/pass@1", "ladkit_eval/pass@4"]
