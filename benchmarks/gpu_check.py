@@ -22,8 +22,9 @@ output head). A step does: generation (2N per token: prefill and decode), pi_old
 epoch a forward and a backward (4N), so 8N per token with one epoch. Attention's sequence-length term is left
 out (under 3% at these lengths). "update MFU" is the pi_old recomputation + optimisation phase alone; "step
 MFU" includes HF generate, which is latency-bound and far from peak (vLLM is what GPU users sample with).
-These are the textbook FLOPs of the step's work. ladkit executes fewer: one prompt pass per group in generate
-and in the trainer's forwards, and no separate pi_old pass for the first mini-batch (ladkit/models/logprobs.py,
+These are the textbook FLOPs of the step's work. ladkit executes fewer: one prefill per prompt in generate,
+one prompt pass per group in the trainer's forwards where `--shared-prompt-pass` is on (not by default on a
+GPU), and no separate pi_old pass for the first mini-batch (ladkit/models/logprobs.py,
 ladkit/training/optimise.py). The figures are therefore effective MFU (throughput in units of that work), and
 stay comparable with runs made before those savings.
 """

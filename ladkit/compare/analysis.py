@@ -52,9 +52,9 @@ sparse (every eval_every steps), so three of them would reach far back into trai
 FEW_RUNS = 5
 PASS_AT = re.compile(r"^(?:eval|ladkit_eval)/pass@(\d+)$")
 CHECKPOINT_EVAL = "ladkit_eval/"
-EVAL_SETTINGS = ("samples", "prompts", "temperature")  # what must match for two ladkit eval rows to compare
 """Prefix of the metrics read from a run's eval.jsonl (`ladkit eval` of its checkpoints) instead of its
 metrics.jsonl: `ladkit_eval/pass@16` is eval.jsonl's `eval/pass@16`, at the step of the checkpoint evaluated."""
+EVAL_SETTINGS = ("samples", "prompts", "temperature")  # what must match for two ladkit eval rows to compare
 
 
 def higher_is_better(metric: str) -> bool:

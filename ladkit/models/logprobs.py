@@ -12,7 +12,9 @@ rows (an indexing op, so gradients flow back into the prompt pass), and only the
 the model again. The maths is the full forward's; only float rounding differs (other matmul shapes). With
 G = 8 and prompts as long as responses this skips ~45% of the positions. It needs a cache of plain full-
 attention layers (transformers' DynamicLayer: Llama, Qwen2/3, Mistral, ...); other models (sliding-window,
-linear-attention or static caches, or no cache at all) take the full forward, decided once per model.
+linear-attention or static caches, or no cache at all) take the full forward, decided once per model. The
+trainer passes `prompt_index` only where its `shared_prompt_pass` setting says so (by default on a CPU: on a
+GPU the second pass costs more kernel launches than the positions it saves, docs/benchmarks.md).
 """
 
 from __future__ import annotations
