@@ -2,8 +2,9 @@
 
 This module owns the notebook side of `ladkit.training.loop.train` and nothing of its maths:
 
-- `TrainDashboard`: controls for the settings one changes between runs (preset, objective, divergence, 1/eta,
-  steps, B prompts per step, G samples per prompt, eval cadence, seed), a Start button that trains in a
+- `TrainDashboard`: controls for the settings one changes between runs (`ladkit.viz.train_controls`: preset,
+  model path or hub id, dtype, rollout backend, task, prompt style, objective, divergence, 1/eta, lr, new
+  tokens, steps, B prompts per step, G samples per prompt, eval cadence, seed), a Start button that trains in a
   background thread (the notebook stays responsive), a Stop button (the dashboard's callback raises
   `StopTraining` at the end of the step in which it was pressed: that step is logged and checkpointed and
   the run is marked "stopped"), a status line and a progress bar. `run(**settings)` trains synchronously,
@@ -30,24 +31,21 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ladkit.errors import LadkitError
-from ladkit.objectives import DIVERGENCES, OBJECTIVES
 from ladkit.runs import run_name, unique_path
 from ladkit.training.config import TrainConfig
 from ladkit.training.loop import Callback, StopTraining, train
-from ladkit.training.resolve import preset_names, resolve
+from ladkit.training.resolve import resolve
+from ladkit.viz.train_controls import (
+    COLUMNS,
+    check_controls,
+    control_values,
+    control_values_of,
+    flags_of,
+    make_controls,
+    task_overrides,
+)
 from ladkit.viz.widgets import WidgetDashboard, require_widgets
 
-# Control name -> the dotted TrainConfig key it sets (what `resolve` takes as a flag).
-CONTROL_KEYS = {
-    "objective": "objective",
-    "divergence": "lad.divergence",
-    "inv_eta": "lad.inv_eta",
-    "steps": "steps",
-    "prompts_per_step": "prompts_per_step",
-    "group_size": "group_size",
-    "eval_every": "eval_every",
-    "seed": "seed",
-}
 # (metric key, legend name, panel row, panel col, plotly mode) of every curve in the `curves` figure.
 CURVES = [
     ("reward/mean", "reward (train rollouts)", 1, 1, "lines+markers"),
@@ -157,8 +155,8 @@ class LiveTrainFigures:
 class TrainDashboard(WidgetDashboard):
     """Controls + Start/Stop + live figures for `train`; `run(**settings)` does the same from code.
 
-    `preset` and `overrides` ("a.b=c", like `ladkit train --set`) give the base config; `controls` are
-    CONTROL_KEYS names that set the controls' starting values (otherwise they show the preset's). Each run
+    `preset` and `overrides` ("a.b=c", like `ladkit train --set`) give the base config; `controls` are names
+    from train_controls.CONTROL_KEYS that set the controls' starting values (otherwise the preset's). Each run
     is recorded into `run_dir`, or a fresh folder under `run_root`.
     """
 
@@ -167,7 +165,8 @@ class TrainDashboard(WidgetDashboard):
         self._ipw = require_widgets()
         check_controls(controls)
         self.overrides = list(overrides)
-        start = resolve(preset, self.overrides, flags_of(controls))  # bad settings fail before any widget
+        # Bad settings fail here, before any widget is built.
+        start = resolve(preset, task_overrides(controls) + self.overrides, flags_of(controls))
         self.run_root, self.max_tracked = Path(run_root), max_tracked
         self.controls = make_controls(self._ipw, start, preset)
         self.controls["preset"].observe(self._on_preset, names="value")
@@ -190,24 +189,15 @@ class TrainDashboard(WidgetDashboard):
 
     def _controls_box(self) -> Any:
         w, c = self._ipw, self.controls
-        column = lambda *names: w.VBox([c[name] for name in names])  # noqa: E731
-        return w.VBox(
-            [
-                w.HBox(
-                    [
-                        column("preset", "objective", "divergence", "inv_eta"),
-                        column("steps", "prompts_per_step", "group_size", "eval_every", "seed"),
-                    ]
-                ),
-                w.HBox([self.start_button, self.stop_button, self.progress, self.status]),
-            ]
-        )
+        columns = [w.VBox([c[name] for name in names]) for names in COLUMNS]
+        return w.VBox([w.HBox(columns), w.HBox([self.start_button, self.stop_button, self.progress, self.status])])
 
     def config(self, **controls: Any) -> TrainConfig:
         """The TrainConfig the controls describe, with `controls` (CONTROL_KEYS names) on top for this call."""
         check_controls(controls)
         values = {**control_values(self.controls), **controls}
-        return resolve(self.controls["preset"].value, self.overrides, flags_of(values))
+        overrides = task_overrides(values) + self.overrides  # the caller's overrides still win
+        return resolve(self.controls["preset"].value, overrides, flags_of(values))
 
     def run(self, run_dir: str | Path | None = None, callbacks: Sequence[Callback] = (), **controls: Any) -> dict:
         """Train the current settings (plus `controls`, for this run only) synchronously; returns the summary.
@@ -291,38 +281,10 @@ class TrainDashboard(WidgetDashboard):
         """A new preset resets every control to that preset's value."""
         start = resolve(change["new"], self.overrides, {})
         for name, value in control_values_of(start).items():
-            self.controls[name].value = value
-
-
-def check_controls(settings: dict[str, Any]) -> None:
-    """Settings passed by name must be controls (a typo is an error, not a silent default)."""
-    unknown = sorted(set(settings) - set(CONTROL_KEYS))
-    if unknown:
-        raise LadkitError(
-            f"unknown dashboard setting(s) {', '.join(unknown)}; valid settings: {', '.join(CONTROL_KEYS)};"
-            " anything else goes in overrides=['a.b=c']"
-        )
-
-
-def flags_of(values: dict[str, Any]) -> dict[str, Any]:
-    """Control values as `resolve` flags (dotted TrainConfig keys)."""
-    return {CONTROL_KEYS[name]: value for name, value in values.items()}
-
-
-def control_values_of(config: TrainConfig) -> dict[str, Any]:
-    """What each control shows for `config`."""
-    values = {}
-    for name, key in CONTROL_KEYS.items():
-        node: Any = config
-        for part in key.split("."):  # "lad.divergence" -> config.lad.divergence
-            node = getattr(node, part)
-        values[name] = node
-    values["inv_eta"] = config.lad.inverse_temperature  # a preset may give eta instead
-    return values
-
-
-def control_values(controls: dict[str, Any]) -> dict[str, Any]:
-    return {name: controls[name].value for name in CONTROL_KEYS}
+            control = self.controls[name]
+            if hasattr(control, "options") and value not in control.options:  # e.g. a preset's custom task
+                control.options = (*control.options, value)
+            control.value = value
 
 
 def step_status(row: dict[str, Any], steps: int) -> str:
@@ -331,26 +293,3 @@ def step_status(row: dict[str, Any], steps: int) -> str:
              ("eval pass@1", "eval/pass@1")]  # fmt: skip
     numbers = ", ".join(f"{name} {row[key]:.3f}" for name, key in shown if key in row)
     return f"step {row['step']}/{steps}: {numbers}"
-
-
-def make_controls(widgets: Any, start: TrainConfig, preset: str) -> dict[str, Any]:
-    """One widget per control, starting from `start` (the resolved config)."""
-    values, wide = control_values_of(start), {"description_width": "initial"}
-    presets = preset_names() + ([preset] if preset not in preset_names() else [])  # a YAML path from code
-    return {
-        "preset": widgets.Dropdown(options=presets, value=preset, description="preset"),
-        "objective": widgets.Dropdown(options=OBJECTIVES.names(), value=values["objective"], description="objective"),
-        "divergence": widgets.Dropdown(
-            options=DIVERGENCES.names(), value=values["divergence"], description="divergence (LAD)", style=wide
-        ),  # fmt: skip
-        "inv_eta": widgets.FloatLogSlider(
-            value=values["inv_eta"], base=10, min=-1, max=2, step=0.05, description="1/eta (LAD)", style=wide
-        ),  # fmt: skip
-        "steps": widgets.BoundedIntText(value=values["steps"], min=1, max=10**6, description="steps"),
-        "prompts_per_step": widgets.BoundedIntText(
-            value=values["prompts_per_step"], min=1, max=4096, description="B prompts"
-        ),  # fmt: skip
-        "group_size": widgets.BoundedIntText(value=values["group_size"], min=2, max=512, description="G samples"),
-        "eval_every": widgets.BoundedIntText(value=values["eval_every"], min=0, max=10**6, description="eval every"),
-        "seed": widgets.IntText(value=values["seed"], description="seed"),
-    }

@@ -197,7 +197,7 @@ def test_controls_build_the_config_and_reject_unknown_settings(tmp_path):
     assert dash.config(objective="flowrl", divergence="kl").objective == "flowrl"
     assert dash.config(divergence="kl").lad.divergence == "kl"
     assert dash.default_run_dir(config).name.startswith("train-grpo-countdown-s0-")
-    with pytest.raises(LadkitError, match="unknown dashboard setting.*valid settings: objective"):
+    with pytest.raises(LadkitError, match="unknown dashboard setting.*valid settings: model, .*objective"):
         dash.config(stepz=3)
     with pytest.raises(LadkitError, match="group_size must be >= 2"):
         TrainDashboard(run_root=tmp_path, group_size=1)

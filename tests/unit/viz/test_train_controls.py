@@ -1,0 +1,113 @@
+"""The dashboard's controls -> TrainConfig mapping, the registry-driven menus, and a model chosen in the widget.
+
+Every control is set to a value that differs from the default preset's, so a control wired to the wrong key
+(or not wired at all) changes the resulting config visibly. The last test trains one step of a tiny local
+Hugging Face model typed into the model field, as a user pointing the notebook at their own folder would.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+pytest.importorskip("ipywidgets")
+pytest.importorskip("anywidget")
+
+from ladkit.errors import LadkitError  # noqa: E402
+from ladkit.objectives import OBJECTIVES  # noqa: E402
+from ladkit.tasks import TASKS  # noqa: E402
+from ladkit.viz.llm_dashboard import TrainDashboard  # noqa: E402
+from ladkit.viz.train_controls import COLUMNS, CONTROL_KEYS  # noqa: E402
+
+SMALL = ["task.train_size=8", "task.eval_size=2", "eval_samples=2", "checkpoint_every=0"]
+# Control -> a value the default preset does not have, and the config attribute path it must land on.
+CHANGES = {
+    "model": ("some-org/some-model", "model.name_or_path"),
+    "dtype": ("bfloat16", "model.dtype"),
+    "backend": ("vllm", "rollout.backend"),
+    "task": ("arithmetic", "task.name"),
+    "prompt_style": ("chat", "task.prompt_style"),
+    "max_new_tokens": (64, "rollout.max_new_tokens"),
+    "objective": ("grpo", "objective"),
+    "divergence": ("tv", "lad.divergence"),
+    "inv_eta": (8.0, "lad.inverse_temperature"),
+    "lr": (2e-5, "optim.lr"),
+    "steps": (7, "steps"),
+    "prompts_per_step": (6, "prompts_per_step"),
+    "group_size": (5, "group_size"),
+    "eval_every": (0, "eval_every"),
+    "seed": (11, "seed"),
+}
+
+
+def attribute(config, path: str):
+    for part in path.split("."):
+        config = getattr(config, part)
+    return config
+
+
+def test_every_control_sets_its_config_key(tmp_path):
+    dash = TrainDashboard(run_root=tmp_path)
+    assert set(CHANGES) == set(CONTROL_KEYS)  # a new control needs a row here
+    assert {name for column in COLUMNS for name in column} == {"preset", *CONTROL_KEYS}  # every control is shown
+    before = dash.config()
+    for name, (value, path) in CHANGES.items():
+        assert attribute(before, path) != value, name  # else the check below proves nothing
+        dash.controls[name].value = value
+    after = dash.config()
+    for name, (value, path) in CHANGES.items():
+        assert attribute(after, path) == value, name
+
+
+def test_menus_come_from_the_registries(tmp_path, monkeypatch):
+    dash = TrainDashboard(run_root=tmp_path)
+    assert list(dash.controls["objective"].options) == OBJECTIVES.names()
+    assert list(dash.controls["task"].options) == TASKS.names()
+    assert set(dash.controls["dtype"].options) == {"auto", "float32", "bfloat16", "float16"}
+    assert list(dash.controls["backend"].options) == ["hf", "vllm"]
+    # An objective registered later (as clip_cov, kl_cov, ... are) appears in a dashboard built afterwards.
+    monkeypatch.setitem(OBJECTIVES._entries, "zz_new_objective", OBJECTIVES.get("grpo"))
+    assert "zz_new_objective" in TrainDashboard(run_root=tmp_path).controls["objective"].options
+
+
+def test_task_choice_over_a_data_set_preset(tmp_path):
+    dash = TrainDashboard(run_root=tmp_path, preset="gsm8k-qwen0.5b")
+    shown = {name: dash.controls[name].value for name in ("model", "task", "backend", "dtype", "prompt_style")}
+    assert shown == {"model": "Qwen/Qwen2.5-0.5B-Instruct", "task": "dataset", "backend": "vllm",
+                     "dtype": "bfloat16", "prompt_style": "chat"}  # fmt: skip
+    assert (dash.config().task.name, dash.config().task.preset) == ("dataset", "gsm8k")
+    # Another data set preset as the task: the preset's gsm8k must not stay behind (it would contradict it).
+    assert (dash.config(task="math500").task.name, dash.config(task="math500").task.preset) == ("math500", None)
+    assert dash.config(task="countdown").task.preset is None
+    with pytest.raises(LadkitError, match="unknown task 'nope'"):
+        dash.config(task="nope")
+
+
+def test_a_blank_model_field_keeps_the_presets_model(tmp_path):
+    dash = TrainDashboard(run_root=tmp_path, preset="gsm8k-qwen0.5b")
+    dash.controls["model"].value = "   "
+    assert dash.config().model.name_or_path == "Qwen/Qwen2.5-0.5B-Instruct"
+    dash.controls["model"].value = " /models/mine "  # pasted with spaces
+    assert dash.config().model.name_or_path == "/models/mine"
+
+
+def test_a_model_folder_typed_in_the_widget_is_the_one_trained(tmp_path):
+    from ladkit.models.tiny import build_tiny_model
+
+    model_dir = build_tiny_model(tmp_path / "my-model", "llama", hidden=32, heads=2, layers=1)
+    dash = TrainDashboard(run_root=tmp_path / "runs", overrides=SMALL, steps=1, prompts_per_step=2, group_size=2,
+                          eval_every=0)  # fmt: skip
+    dash.controls["model"].value = str(model_dir)
+    dash.controls["dtype"].value = "float32"
+    summary = dash.run()
+    assert summary["status"] == "completed"
+    config = yaml.safe_load((dash.run_dir / "config.yaml").read_text())
+    assert config["model"]["name_or_path"] == str(model_dir) and config["model"]["dtype"] == "float32"
+    meta = json.loads((dash.run_dir / "meta.json").read_text())
+    assert meta["status"] == "completed"
+    # The field is what gets loaded: a folder that is not a model fails the run with a one-line error.
+    dash.controls["model"].value = str(tmp_path / "not-a-model")
+    with pytest.raises(LadkitError, match="not-a-model"):
+        dash.run()
