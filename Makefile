@@ -1,7 +1,7 @@
 # Two commands for a fresh machine (see README): `make demo` and `make test`.
 PY := .venv/bin/python
 
-.PHONY: setup setup-vllm setup-browser demo bandit test format bench clean
+.PHONY: setup setup-vllm setup-browser demo bandit lab test format bench clean
 
 setup:
 	bash scripts/setup.sh
@@ -14,6 +14,9 @@ demo: setup  ## set up, then run the main job on the built-in default: LAD train
 
 bandit: setup  ## the paper's bandit experiment: LAD keeps the modes GRPO collapses
 	.venv/bin/ladkit bandit
+
+lab: setup  ## JupyterLab on notebooks/ with the project's kernel, on 127.0.0.1 with a token; prints the URL
+	bash scripts/lab.sh
 
 setup-browser:  ## Debian's Chromium + chromedriver for the browser tests
 	bash scripts/install_chromium.sh
