@@ -16,6 +16,7 @@ from ladkit.compare.analysis import PASS_AT, Comparison, series
 from ladkit.compare.loading import Run
 from ladkit.compare.stats import curve_band, mean_estimate
 from ladkit.compare.table import fmt, legend
+from ladkit.text import prompt_title
 
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 CURVES = (
@@ -194,7 +195,7 @@ def _tracked_title(run: Run, row: dict) -> str:
     target = np.asarray(row.get("advantage_dist", []), dtype=float)
     policy = np.asarray(row.get("policy_dist", []), dtype=float)
     tv = 0.5 * float(np.abs(target - policy).sum()) if target.shape == policy.shape else float("nan")
-    prompt = html.escape(str(row.get("prompt", ""))[:60])
+    prompt = html.escape(prompt_title(row.get("prompt", "")))  # the user's question, not the chat template
     return f"{run.name} · {row.get('example_id')} · step {row['step']} · TV {tv:.3f}<br><sub>{prompt}</sub>"
 
 
@@ -223,9 +224,9 @@ def summary_html(comparison: Comparison) -> str:
 def tracked_prompts(comparison: Comparison, limit: int = MAX_TRACKED_PROMPTS) -> list[tuple[str, Run]]:
     """(example_id, run) pairs for the report: for each of the first `limit` prompts any run tracked, the first
     run of each group that tracked it, so one prompt's pictures for every group sit side by side."""
-    ids: list[str] = []
-    for run in (run for runs in comparison.groups.values() for run in runs):
-        ids += [i for r in run.tracked if (i := r.get("example_id")) is not None and i not in ids]
+    runs = [run for members in comparison.groups.values() for run in members]
+    # every run tracks its prompts once a step: keep the first sighting of each id, in order
+    ids = list(dict.fromkeys(i for run in runs for r in run.tracked if (i := r.get("example_id")) is not None))
     pairs = []
     for example_id in ids[:limit]:
         for runs in comparison.groups.values():

@@ -1,5 +1,7 @@
 """The report's figures: curve panels keep the runs' own values in view however wide a t band over few seeds is."""
 
+import json
+
 import pytest
 
 from ladkit.compare.analysis import compare_runs
@@ -32,8 +34,6 @@ def test_value_range_of_a_flat_or_empty_series():
 def test_every_tracked_prompt_is_pictured_for_each_group_side_by_side(make_run, tmp_path):
     # p0 tracked by grpo-s0 and lad-s1 (lad-s0 tracked nothing), p1 by grpo-s0 only, p2..p5 by lad-s1: the
     # report takes the first 4 prompts seen, each followed by its picture in every group that tracked it.
-    import json
-
     from ladkit.compare.report import report_figures, tracked_prompts
 
     tracked = {"grpo-s0": ["p0", "p1"], "lad-s0": [], "lad-s1": ["p2", "p0", "p3", "p4", "p5"]}
@@ -48,3 +48,39 @@ def test_every_tracked_prompt_is_pictured_for_each_group_side_by_side(make_run, 
     assert pairs == [("p0", "grpo-s0"), ("p0", "lad-s1"), ("p1", "grpo-s0"), ("p2", "lad-s1"), ("p3", "lad-s1")]
     titles = [figure.layout.title.text for figure in report_figures(comparison)[2:]]
     assert [title.split(" · ")[:2] for title in titles] == [[run, i] for i, run in pairs]
+
+
+def _track(folder, ids: list[str], steps: int, prompt: str = "p") -> None:
+    """tracked.jsonl as the trainer writes it: every tracked prompt once per step."""
+    rows = [{"step": step, "example_id": i, "prompt": prompt, "rewards": [1, 0], "advantage_dist": [0.7, 0.3],
+             "policy_dist": [0.5, 0.5]} for step in range(steps) for i in ids]  # fmt: skip
+    (folder / "tracked.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+@pytest.mark.parametrize("steps", [1, 2, 5])
+def test_each_tracked_prompt_is_drawn_once_per_group_however_many_steps(make_run, tmp_path, steps):
+    # Two groups tracking the same 2 prompts (fewer than the 4 pictured) over `steps` steps: 2 prompts x 2
+    # groups = 4 tracked figures after the curves and pass@k, each with one slider frame per step.
+    from ladkit.compare.report import report_figures
+
+    for name in ("grpo-s0", "lad-s0"):
+        _track(make_run(name, name.split("-")[0], [0.1, 0.2]), ["p0", "p1"], steps)
+    runs, notes = load_runs([tmp_path])
+    figures = report_figures(compare_runs(runs, metrics=["reward/mean"], notes=notes))
+    assert len(figures) == 2 + 4
+    titles = [figure.layout.title.text.split(" · ")[:2] for figure in figures[2:]]
+    assert titles == [["grpo-s0", "p0"], ["lad-s0", "p0"], ["grpo-s0", "p1"], ["lad-s0", "p1"]]
+    assert [len(figure.frames) for figure in figures[2:]] == [steps] * 4
+
+
+def test_tracked_titles_show_the_question_not_the_chat_template(make_run, tmp_path):
+    from ladkit.compare.report import report_figures
+
+    chat = (
+        "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
+        "<|im_start|>user\nMake 24 from 3, 5, 7, 2.<|im_end|>\n<|im_start|>assistant\n"
+    )
+    _track(make_run("lad-s0", "lad", [0.1, 0.2]), ["p0"], 1, prompt=chat)
+    runs, notes = load_runs([tmp_path])
+    (figure,) = report_figures(compare_runs(runs, metrics=["reward/mean"], notes=notes))[2:]
+    assert figure.layout.title.text.endswith("<br><sub>Make 24 from 3, 5, 7, 2.</sub>")
