@@ -1,1 +1,1 @@
-"""The bandit experiment: the paper's controlled check of LAD vs GRPO on a K-armed softmax policy (DESIGN.md 1.4)."""
+"""The bandit experiment: the paper's controlled check of LAD vs GRPO on a K-armed softmax policy (docs/design.md 7)."""

@@ -1,4 +1,4 @@
-"""Metric functions shared by the trainer, `ladkit eval`, compare and the notebooks (DESIGN.md 1.6).
+"""Metric functions shared by the trainer, `ladkit eval`, compare and the notebooks (docs/design.md 9).
 
 Pure functions on plain Python data or tensors: no model, backend or run folder inside.
 accuracy: pass@k, avg@k, maj@k. diversity: dist-n, self-BLEU, distinct correct answers, zero-variance groups.

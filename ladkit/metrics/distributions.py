@@ -1,4 +1,4 @@
-"""Distributions over one group of G samples (DESIGN.md 1.1, 1.6) and the true token entropy.
+"""Distributions over one group of G samples (docs/design.md 2.1, 9) and the true token entropy.
 
 LAD matches the policy-induced distribution P_pi(y_i) = r_i / sum_j r_j (r = pi_theta/pi_old) to the
 advantage-induced one P_A(y_i) = exp(A_i/eta) / sum_j exp(A_j/eta), both normalised over the group's

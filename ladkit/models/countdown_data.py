@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 
-# The default task's problem distribution (DESIGN.md 1.6): 4 numbers in 1..10, targets 10..40.
+# The default task's problem distribution (docs/design.md 9): 4 numbers in 1..10, targets 10..40.
 DEFAULT_PROBLEMS = dict(min_numbers=4, max_numbers=4, min_value=1, max_value=10, min_target=10, max_target=40)
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
 _AST_OPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}

@@ -3,7 +3,7 @@
 `build_builtin(out_dir, ...)` random-inits the tiny Llama of `ladkit.models.builtin`, trains it with a plain
 torch loop (AdamW, cross-entropy on completion tokens only) on solved compact countdown problems, measures
 sampled accuracy at temperature 1 on held-out problems, and writes an HF folder plus `recipe.json`.
-The aim (DESIGN.md 1.6) is a policy that is right now and then (~0.1-0.3 of samples), so the first RL
+The aim (docs/design.md 9) is a policy that is right now and then (~0.1-0.3 of samples), so the first RL
 rollouts score above zero and RL has room to improve: it is deliberately trained for minutes, not to convergence.
 """
 

@@ -8,8 +8,8 @@ Per sequence, the squared trajectory-balance residual
 Log-probs are length-normalised (means over the response tokens) as in the published code, which
 uses beta = 15 on GRPO advantages. log Z_phi(x) is computed by the caller (a small MLP head on the mean
 prompt hidden state in the trainer, a scalar in the bandit) and arrives here as a tensor [N], so the
-objective stays a pure function. Without `ref_logprobs`, pi_ref := pi_old (DESIGN.md 1.1: with
-f = x log x and beta = 1/eta, LAD's expected gradient then equals FlowRL's).
+objective stays a pure function. Without `ref_logprobs`, pi_ref := pi_old (docs/design.md 2.6: with
+f = x log x and beta = 1/eta, FlowRL's expected gradient is then twice LAD's).
 """
 
 from __future__ import annotations

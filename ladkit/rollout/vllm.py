@@ -1,7 +1,7 @@
 """`vllm` rollout backend: a vLLM engine in the training process, the only module that imports vllm.
 
-Weight sync after each optimiser step (see DESIGN.md section 2):
-- LoRA training (`lora_rank` set), `lora_sync="adapter"` (the default, DESIGN.md's contract): adapter-only.
+Weight sync after each optimiser step (see docs/design.md 8.2):
+- LoRA training (`lora_rank` set), `lora_sync="adapter"` (the default, docs/design.md 8.2): adapter-only.
   The peft adapter is saved to a temporary folder and the next generate() passes a `LoRARequest` with a fresh
   name and id for that version, so vLLM loads it once and its prefix cache (keyed by the adapter name) can
   never serve KV blocks computed with an older adapter.

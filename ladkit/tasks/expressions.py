@@ -11,7 +11,7 @@ magnitude of every intermediate value are bounded, so a hostile completion costs
     atom   := INTEGER | "(" expr ")"
 
 `canonical()` merges the reorderings that do not change the computation, so distinct *answers* can be
-counted (DESIGN.md 1.6): sums are flattened into signed terms and products into numerator / denominator
+counted (docs/design.md 9): sums are flattened into signed terms and products into numerator / denominator
 factors, each side sorted. Hence a+b = b+a, (a+b)+c = a+(b+c), a-(b-c) = a-b+c = a+c-b, a*b = b*a,
 a/(b/c) = a*c/b and a/(b*c) = a/b/c. A sum used as a factor is oriented to a positive value with its sign
 moved outward, so a*(b-c) and -(a*(c-b)) also agree. Distributivity and

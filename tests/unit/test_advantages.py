@@ -1,4 +1,4 @@
-"""Advantage estimators (DESIGN.md 1.2): hand-computed values, zero-variance groups, bad input."""
+"""Advantage estimators (docs/design.md section 6): hand-computed values, zero-variance groups, bad input."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
-"""The bandit reproduces the paper's controlled check (DESIGN.md 1.4) with the library's objectives."""
+"""The bandit reproduces the paper's controlled check (docs/design.md 7) with the library's objectives."""
 
 import pytest
 import torch
 
-from ladkit.bandit.config import BanditConfig
+from ladkit.bandit.config import BanditConfig, resolve_bandit
 from ladkit.bandit.experiment import Adam, run_bandit
 from ladkit.errors import LadkitError, UnknownNameError
 
@@ -63,8 +63,9 @@ def test_grpo_clip_against_frozen_uniform_pi_old_stalls():
     # Against a frozen uniform pi_old a 0.2 clip zeroes every arm's gradient once its ratio leaves
     # [0.8, 1.2] (coupling through the softmax lets a few go a little past 1.2): training stops early,
     # every token counts as clipped, and the policy stays far from GRPO's unclipped one-arm collapse.
-    short = run_bandit(BanditConfig(objectives=["grpo"], num_arms=10, steps=500, grpo_clip=0.2)).runs[0]
-    long = run_bandit(BanditConfig(objectives=["grpo"], num_arms=10, steps=1000, grpo_clip=0.2)).runs[0]
+    clipped = {"objectives": ["grpo"], "num_arms": 10, "grpo_clip": 0.2}
+    short = run_bandit(resolve_bandit(None, [], {**clipped, "steps": 500})).runs[0]
+    long = run_bandit(resolve_bandit(None, [], {**clipped, "steps": 1000})).runs[0]
     assert torch.equal(short.probs, long.probs)
     assert long.history[-1]["grpo/clip_frac"] == 1.0
     assert long.summary["bandit/max_prob"] < 0.2  # uniform is 0.1
@@ -115,9 +116,10 @@ def test_adam_matches_torch_adam():
         ({"refresh_every": 0}, LadkitError, "refresh_every"),
         ({"steps": 0}, LadkitError, "steps must be >= 1"),
         ({"lr": -1.0}, LadkitError, "lr must be > 0"),
+        ({"grpo_clip": 0.0}, LadkitError, "grpo_clip must be > 0"),
     ],
 )
 def test_bad_config_is_a_one_line_error(kwargs, error, message):
     with pytest.raises(error, match=message) as err:
-        BanditConfig(**kwargs)
+        resolve_bandit(None, [], kwargs)  # the flags' names: divergence, eta and inv_eta are lad's
     assert "\n" not in str(err.value)

@@ -1,5 +1,5 @@
-"""FlowRL objective (DESIGN.md 1.3): hand values, gradients with the importance weight held fixed,
-the LAD-kl equivalence of DESIGN.md 1.1 in the exact bandit, robustness and padding.
+"""FlowRL objective (docs/design.md 4): hand values, gradients with the importance weight held fixed,
+the LAD-kl equivalence of docs/design.md 2.6 in the exact bandit, robustness and padding.
 
 About finite differences: the weight w = min(pi_theta/pi_old, clip) is *detached* by design (an
 off-policy correction, not something to optimise), so autograd returns d(w delta^2)/d logprobs with w
@@ -118,7 +118,7 @@ def test_missing_or_misshapen_log_z_is_an_error(ragged_mask):
         flowrl_loss(logprobs, logprobs, torch.zeros(3), ragged_mask, log_z=torch.zeros(3, 1))
 
 
-# ---------------------------------------------------------------- DESIGN.md 1.1: LAD-kl vs FlowRL
+# ------------------------------------------------------------ docs/design.md 2.6: LAD-kl vs FlowRL
 
 
 @pytest.mark.parametrize("inv_eta", [0.5, 4.0])

@@ -1,4 +1,4 @@
-"""GRPO objective (DESIGN.md 1.2): REINFORCE at ratio 1 under each TRL normaliser, the clip, the k3 KL,
+"""GRPO objective (docs/design.md 3): REINFORCE at ratio 1 under each TRL normaliser, the clip, the k3 KL,
 autograd vs finite differences, robustness and padding."""
 
 from __future__ import annotations
