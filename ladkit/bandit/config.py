@@ -13,7 +13,7 @@ from ladkit.objectives.lad import check_temperature
 
 @dataclass
 class BanditConfig:
-    """A K-armed bandit with a fixed advantage per arm (DESIGN.md 1.4)."""
+    """A K-armed bandit with a fixed advantage per arm (docs/design.md 7)."""
 
     num_arms: int = 50
     """K, the number of arms (>= 2). With shape 'table' it must match the table's length."""

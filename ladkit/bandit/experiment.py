@@ -1,4 +1,4 @@
-"""The bandit experiment (DESIGN.md 1.4): train a softmax policy over K arms with each objective.
+"""The bandit experiment (docs/design.md 7): train a softmax policy over K arms with each objective.
 
 The policy is softmax(theta), theta in R^K, starting uniform. Each step the objective sees the arms
 as length-1 "sequences" (T = 1): log pi_theta(arm), log pi_old(arm) and the arm's advantage, and

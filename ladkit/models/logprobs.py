@@ -3,7 +3,7 @@
 Batches are laid out the way rollouts produce them and TRL's GRPO does: each row is prompt then response,
 prompts left-padded and responses right-padded, so the response occupies the last T columns of `input_ids`
 and `response_mask` [N, T] marks its real tokens. Log-probs are computed in float32 whatever the model
-dtype (DESIGN.md 1: "in fp32"), a few rows at a time so a bf16 model never holds a large fp32 [N, T, V] copy
+dtype (docs/design.md 8.1: "in fp32"), a few rows at a time so a bf16 model never holds a large fp32 [N, T, V] copy
 outside autograd's own saved tensors.
 
 Shared prompts. A group's G rows repeat one prompt. Given `prompt_index` (rows with equal values have equal

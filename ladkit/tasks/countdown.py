@@ -24,7 +24,7 @@ from ladkit.errors import LadkitError
 from ladkit.tasks.base import Example, GeneratedSplits, Message, RewardResult
 from ladkit.tasks.expressions import BinOp, ExpressionError, Node, Num, canonical, evaluate, literals, parse_expression
 
-# DESIGN.md 1.6: values 1-10 and targets 10-40 give 4-number problems a median of 5 distinct solutions.
+# docs/design.md 9: values 1-10 and targets 10-40 give 4-number problems a median of 5 distinct solutions.
 DEFAULT_GENERATOR = {"min_value": 1, "max_value": 10, "min_target": 10, "max_target": 40}
 # reasoning-gym seeds item i with Random(seed + i): held-out items start this far away, so the two splits
 # never draw the same generator state (a dedup by problem then removes chance collisions).

@@ -1,6 +1,6 @@
 """The bandit's notebook dashboard: ipywidgets controls, a live plotly figure, a recorded run folder.
 
-This module owns the notebook side of the bandit experiment (DESIGN.md 1.4) and nothing of its maths:
+This module owns the notebook side of the bandit experiment (docs/design.md 7) and nothing of its maths:
 
 - `BanditDashboard`: controls that map one to one onto `BanditConfig` fields (objectives, divergence,
   1/eta, K, shape, pi_old fixed or refreshed every N steps, steps, exact/sampled, G, lr, seed), a Run
@@ -70,7 +70,7 @@ class LiveBanditFigure:
 
     def __init__(self, config: BanditConfig):
         self.labels = [label(spec, config.divergence) for spec in config.objectives]
-        _, self.target = bandit_target(config)  # [K] P_A (DESIGN.md 1.1)
+        _, self.target = bandit_target(config)  # [K] P_A (docs/design.md 2.1)
         self.cols = max(len(self.labels), 2)
         self.traces: dict[str, TraceIds] = {}
         self.curves = {name: {"step": [], "tv": [], "entropy": []} for name in self.labels}

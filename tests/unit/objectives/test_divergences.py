@@ -1,4 +1,4 @@
-"""The f-divergence generators of LAD (DESIGN.md 1.1), checked against f and f' written out here.
+"""The f-divergence generators of LAD (docs/design.md 2.3), checked against f and f' written out here.
 
 The library evaluates loss = exp(u) f(exp(l - u)) and weight = exp(l) f'(exp(l - u)) in log space; the
 reference below forms x = exp(l - u) naively in float64, which is exact enough on a grid of |l|, |u| <= 8.
@@ -15,7 +15,7 @@ from ladkit.objectives.divergences import DIVERGENCES, EXP_CAP
 
 NAMES = ["kl", "rkl", "jf", "tv", "hd", "js"]
 
-# f and f' copied independently from the DESIGN.md table (x > 0, float64).
+# f and f' copied independently from the table in docs/design.md 2.3 (x > 0, float64).
 GENERATORS = {
     "kl": (lambda x: x * torch.log(x), lambda x: torch.log(x) + 1),
     "rkl": (lambda x: -torch.log(x), lambda x: -1 / x),
@@ -76,7 +76,7 @@ def test_weight_is_the_derivative_of_the_loss_in_l(name):
 
 @pytest.mark.parametrize("name", ["jf", "tv", "hd", "js"])
 def test_weight_is_zero_at_the_target_when_f_prime_of_one_is_zero(name):
-    # f'(1) = 0 for jf (0 + 1 - 1), tv (sign 0), hd (1 - 1) and js (log 1 / 2): the brake of DESIGN 1.1.
+    # f'(1) = 0 for jf (0 + 1 - 1), tv (sign 0), hd (1 - 1) and js (log 1 / 2): the brake of docs/design.md 2.2.
     u = torch.linspace(-8.0, 8.0, 33, dtype=torch.float64)
     assert DIVERGENCES.get(name).weight(u, u).abs().max().item() <= 1e-12 * math.exp(8.0)
 

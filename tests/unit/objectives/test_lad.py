@@ -1,4 +1,4 @@
-"""LAD objective (DESIGN.md 1.1): the sanity anchor, autograd vs finite differences, robustness, padding,
+"""LAD objective (docs/design.md 2): the sanity anchor, autograd vs finite differences, robustness, padding,
 and the eta -> infinity limit to GRPO in an exact-expectation softmax bandit."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ MODES = ["grpo", "bnpo", "dr_grpo", "dapo"]
 # (level, aggregation): sequence-level losses ignore the mode, token-level ones use each of the four
 LEVEL_MODES = [("sequence", "grpo"), *[("token", m) for m in MODES]]
 
-# f' written out again from the DESIGN.md table (float64), independent of the library.
+# f' written out again from the table in docs/design.md 2.3 (float64), independent of the library.
 F_PRIME = {
     "kl": lambda x: math.log(x) + 1,
     "rkl": lambda x: -1 / x,
@@ -47,7 +47,7 @@ def _scalar(logprobs, old, advantages, mask, config, **aggregate_kwargs):
 def test_sanity_anchor_js_inv_eta_4_matches_the_design_numbers():
     # At r = 1 the ascent weight on grad log pi(y) is -f'(exp(-A/eta)). By hand for A = 1, 1/eta = 4:
     # u = 4, x = e^-4 = 0.0183156; 2x/(x+1) = 0.0366313/1.0183156 = 0.0359724; log = -3.32500;
-    # f'(x) = -3.32500/2 = -1.66250, so the ascent weight is +1.6625 (DESIGN: ~1.663).
+    # f'(x) = -3.32500/2 = -1.66250, so the ascent weight is +1.6625 (docs/design.md 2.4: ~1.663).
     advantages = torch.tensor([0.5, 1.0, 2.0, -0.5, -1.0, -2.0], dtype=torch.float64)
     expected = torch.tensor([0.7169, 1.6625, 3.6536, -0.2831, -0.3375, -0.3464], dtype=torch.float64)
     mask = torch.tensor([[1, 1, 0]] * 3 + [[1, 0, 0], [1, 1, 1], [1, 1, 0]], dtype=torch.bool)  # [6, 3]
@@ -58,7 +58,7 @@ def test_sanity_anchor_js_inv_eta_4_matches_the_design_numbers():
     ascent = -grad * 6  # [6, 3]
     torch.testing.assert_close(ascent, expected[:, None].expand(6, 3) * mask, atol=1e-4, rtol=0)
     assert grad[~mask].abs().max().item() == 0.0  # padding gets nothing
-    # the DESIGN.md numbers, to the three decimals it quotes
+    # the numbers of docs/design.md 2.4, to the three decimals it quotes
     assert [round(v, 3) for v in ascent[:, 0].tolist()] == [0.717, 1.663, 3.654, -0.283, -0.337, -0.346]
 
 
