@@ -32,6 +32,7 @@ from plotly.subplots import make_subplots
 
 from ladkit.errors import LadkitError
 from ladkit.runs import run_name, unique_path
+from ladkit.text import question_of
 from ladkit.training.config import TrainConfig
 from ladkit.training.loop import Callback, StopTraining, train
 from ladkit.training.resolve import resolve
@@ -144,7 +145,7 @@ class LiveTrainFigures:
         for j, (key, *_) in enumerate(DISTRIBUTIONS):
             trace = self.tracked.data[col * len(DISTRIBUTIONS) + j]
             trace.update(x=samples, y=[float(p) for p in prompt[key]], hovertext=hover)
-        self.tracked.layout.annotations[col].text = html.escape(shorten(str(prompt["prompt"])))
+        self.tracked.layout.annotations[col].text = html.escape(shorten(question_of(prompt["prompt"])))
 
     def bars(self, col: int) -> dict[str, list[float]]:
         """What panel `col` draws now: distribution key -> bar heights (for tests and inspection)."""

@@ -67,3 +67,17 @@ def test_titles_are_one_short_line():
     assert prompt_title(RENDERED["gemma 2"], width=200) == QUESTION
     assert shorten("a\n\n  b\tc", 10) == "a b c"
     assert prompt_title(RENDERED["llama 3.1"]) == prompt_title(RENDERED["phi-3"])  # the template is gone
+
+
+def test_the_live_dashboard_titles_a_tracked_prompt_by_its_question():
+    pytest.importorskip("ipywidgets")
+    pytest.importorskip("anywidget")
+    from ladkit.viz.llm_dashboard import LiveTrainFigures
+
+    live = LiveTrainFigures(steps=4, max_tracked=1)
+    record = {"step": 0, "example_id": 0, "prompt": RENDERED["chatml (SmolLM2, Qwen2.5)"], "completions": ["a", "b"],
+              "rewards": [1.0, 0.0], "advantages": [0.7, -0.7], "advantage_dist": [0.6, 0.4],
+              "policy_dist": [0.5, 0.5], "sequence_dist": [0.5, 0.5]}  # fmt: skip
+    live.update({"step": 0, "reward/mean": 0.5, "tracked": [record]})
+    # the dashboard's own 48-character titles: the first 45 characters of the question, then "..."
+    assert live.tracked.layout.annotations[0].text == QUESTION[:45] + "..."
