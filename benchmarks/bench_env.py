@@ -53,6 +53,10 @@ def environment(*packages: str) -> dict:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
     return {
-        "cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(), **versions,
-        "commit": commit_id, "date": datetime.date.today().isoformat(),
-    }  # fmt: skip
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        **versions,
+        "commit": commit_id,
+        "date": datetime.date.today().isoformat(),
+    }

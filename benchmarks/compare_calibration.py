@@ -127,9 +127,12 @@ def replay(results: Path, rng: np.random.Generator) -> dict | None:
         }
     if width_ratios:
         quartiles = np.percentile(width_ratios, [25, 50, 75])
-        out["paired_over_welch_width"] = {"median": float(quartiles[1]), "quartiles": [float(quartiles[0]),
-                                          float(quartiles[2])], "narrower_fraction": float(np.mean(
-                                          np.array(width_ratios) < 1)), "n": len(width_ratios)}  # fmt: skip
+        out["paired_over_welch_width"] = {
+            "median": float(quartiles[1]),
+            "quartiles": [float(quartiles[0]), float(quartiles[2])],
+            "narrower_fraction": float(np.mean(np.array(width_ratios) < 1)),
+            "n": len(width_ratios),
+        }
     return out
 
 

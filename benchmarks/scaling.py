@@ -62,13 +62,15 @@ def sweep(ctx, steps: int) -> dict[str, list[dict]]:
                 rows[i].append(row)
     results = {factor: [] for factor in SWEEP}
     for (factor, point), timed in zip(points, rows, strict=True):
-        results[factor].append({
-            **point,
-            "step_s_median": round(statistics.median(r["perf/step_time_s"] for r in timed), 4),
-            "step_s_all": [round(r["perf/step_time_s"], 4) for r in timed],
-            "rollout_s_median": round(statistics.median(r["perf/rollout_time_s"] for r in timed), 4),
-            "completion_length_mean": round(statistics.mean(r["completion/length_mean"] for r in timed), 2),
-        })  # fmt: skip
+        results[factor].append(
+            {
+                **point,
+                "step_s_median": round(statistics.median(r["perf/step_time_s"] for r in timed), 4),
+                "step_s_all": [round(r["perf/step_time_s"], 4) for r in timed],
+                "rollout_s_median": round(statistics.median(r["perf/rollout_time_s"] for r in timed), 4),
+                "completion_length_mean": round(statistics.mean(r["completion/length_mean"] for r in timed), 2),
+            }
+        )
     return results
 
 
@@ -89,8 +91,18 @@ def figure(results: dict, slopes: dict, path: Path) -> None:
         points = results[factor]
         xs = [p[factor] for p in points]
         for key, name in (("step_s_median", "step"), ("rollout_s_median", "rollout")):
-            fig.add_trace(go.Scatter(x=xs, y=[p[key] for p in points], mode="lines+markers", name=name,
-                                     legendgroup=name, showlegend=col == 1), row=1, col=col)  # fmt: skip
+            fig.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=[p[key] for p in points],
+                    mode="lines+markers",
+                    name=name,
+                    legendgroup=name,
+                    showlegend=col == 1,
+                ),
+                row=1,
+                col=col,
+            )
         fig.update_xaxes(type="log", title_text=factor, tickvals=xs, row=1, col=col)
         fig.update_yaxes(type="log", title_text="seconds" if col == 1 else None, row=1, col=col)
     fig.update_layout(title="LAD-js step time on the built-in model (log-log; other factors at G=8, B=8, T=16)")

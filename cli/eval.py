@@ -31,7 +31,16 @@ def eval_command(
     except ValueError:
         raise LadkitError(f"--k takes comma-separated integers like 1,4,16, got {k!r}") from None
     row = evaluate_run(
-        run_or_adapter, ks, backend=backend, samples=samples, prompts=prompts, temperature=temperature, task=task,
-        model=model, checkpoint=checkpoint, out=out, seed=seed,
-    )  # fmt: skip
+        run_or_adapter,
+        ks,
+        backend=backend,
+        samples=samples,
+        prompts=prompts,
+        temperature=temperature,
+        task=task,
+        model=model,
+        checkpoint=checkpoint,
+        out=out,
+        seed=seed,
+    )
     Console().print(table(row))

@@ -89,8 +89,9 @@ def curves_figure(comparison: Comparison) -> go.Figure:
         fig.update_yaxes(range=value_range([v for run in runs for v in series(run, metric).values()]), row=row, col=col)
     fig.update_layout(
         title="Training curves: mean over seeds, 95% t band over seeds (clipped to the runs' own values)",
-        height=320 * rows, template="plotly_white",
-    )  # fmt: skip
+        height=320 * rows,
+        template="plotly_white",
+    )
     fig.update_xaxes(title_text="step")
     return fig
 

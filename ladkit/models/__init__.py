@@ -15,9 +15,14 @@ imports neither torch nor transformers.
 from importlib import import_module
 
 _EXPORTS = {
-    "ModelConfig": "loading", "load_policy": "loading", "reference_policy": "loading", "render_prompt": "loading",
-    "require_reference": "loading", "sequence_logprobs": "logprobs", "builtin_model_path": "builtin",
-}  # fmt: skip
+    "ModelConfig": "loading",
+    "load_policy": "loading",
+    "reference_policy": "loading",
+    "render_prompt": "loading",
+    "require_reference": "loading",
+    "sequence_logprobs": "logprobs",
+    "builtin_model_path": "builtin",
+}
 __all__ = sorted(_EXPORTS)
 
 

@@ -63,8 +63,12 @@ def new_builtin_model(seed: int = 0, **overrides):
 
     tokenizer = char_tokenizer()
     config = tiny_config(
-        "llama", len(tokenizer), bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, **{**ARCHITECTURE, **overrides},
-    )  # fmt: skip
+        "llama",
+        len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **{**ARCHITECTURE, **overrides},
+    )
     torch.manual_seed(seed)
     return AutoModelForCausalLM.from_config(config), tokenizer

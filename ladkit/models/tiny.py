@@ -62,11 +62,18 @@ def tiny_config(
     from transformers import LlamaConfig, Qwen2Config
 
     shared = dict(
-        vocab_size=vocab_size, hidden_size=hidden, intermediate_size=intermediate or hidden * 4,
-        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads or max(1, heads // 2),
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        intermediate_size=intermediate or hidden * 4,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads or max(1, heads // 2),
         max_position_embeddings=max_positions,
-        bos_token_id=bos_token_id, eos_token_id=eos_token_id, pad_token_id=pad_token_id, tie_word_embeddings=True,
-    )  # fmt: skip
+        bos_token_id=bos_token_id,
+        eos_token_id=eos_token_id,
+        pad_token_id=pad_token_id,
+        tie_word_embeddings=True,
+    )
     if architecture == "llama":
         return LlamaConfig(**shared)
     if architecture == "qwen2":
@@ -81,9 +88,13 @@ def build_tiny_model(path: str | Path, architecture: str = "llama", seed: int = 
 
     tokenizer = char_tokenizer()
     config = tiny_config(
-        architecture, len(tokenizer), bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, **config_kwargs,
-    )  # fmt: skip
+        architecture,
+        len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **config_kwargs,
+    )
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config)
     path = Path(path)

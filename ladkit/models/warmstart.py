@@ -98,9 +98,16 @@ def sample_completions(model, tokenizer, prompts: list[str], n: int, max_new_tok
     tokenizer.padding_side = "left"  # generation appends at the right edge, so prompts must end there
     batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
     out = model.generate(
-        **batch, do_sample=True, temperature=1.0, top_k=0, top_p=1.0, num_return_sequences=n,
-        max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-    )  # fmt: skip
+        **batch,
+        do_sample=True,
+        temperature=1.0,
+        top_k=0,
+        top_p=1.0,
+        num_return_sequences=n,
+        max_new_tokens=max_new_tokens,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     texts = tokenizer.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)  # [B*n]
     return [texts[i * n : (i + 1) * n] for i in range(len(prompts))]
 

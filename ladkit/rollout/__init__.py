@@ -36,8 +36,9 @@ def _make_vllm(model, tokenizer, model_path=None, lora_rank=None, **options) -> 
     return backend
 
 
-def make_backend(name: str, model, tokenizer, model_path: str | Path | None = None, lora_rank: int | None = None,
-                 **options) -> RolloutBackend:  # fmt: skip
+def make_backend(
+    name: str, model, tokenizer, model_path: str | Path | None = None, lora_rank: int | None = None, **options
+) -> RolloutBackend:
     """Build the rollout backend `name` ("hf" or "vllm") for `model` (a transformers or peft model).
 
     model_path: the base model's folder or hub name (vllm starts its own engine from it).

@@ -90,9 +90,13 @@ class VLLMBackend:
         self.stop_ids = eos_ids(tokenizer)
         self.processed_logprobs = "logprobs_mode" in {f.name for f in dataclasses.fields(vllm.EngineArgs)}
         options = dict(
-            model=str(model_path), max_model_len=max_model_len, seed=seed, dtype=dtype,
-            gpu_memory_utilization=gpu_memory_utilization, enforce_eager=_default_eager(enforce_eager),
-        )  # fmt: skip
+            model=str(model_path),
+            max_model_len=max_model_len,
+            seed=seed,
+            dtype=dtype,
+            gpu_memory_utilization=gpu_memory_utilization,
+            enforce_eager=_default_eager(enforce_eager),
+        )
         if self.processed_logprobs:
             options["logprobs_mode"] = "processed_logprobs"
         adapters = lora_rank is not None and lora_sync == "adapter"
@@ -201,11 +205,16 @@ class VLLMBackend:
         from vllm import SamplingParams
 
         return SamplingParams(
-            n=n, temperature=sampling.temperature, top_p=sampling.top_p,
-            top_k=sampling.top_k if sampling.top_k > 0 else -1, max_tokens=sampling.max_new_tokens, seed=seed,
+            n=n,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            top_k=sampling.top_k if sampling.top_k > 0 else -1,
+            max_tokens=sampling.max_new_tokens,
+            seed=seed,
             logprobs=0,  # 0 = only the sampled token's log-prob
-            stop_token_ids=sorted(self.stop_ids), detokenize=False,  # text decoded below, as in the hf backend
-        )  # fmt: skip
+            stop_token_ids=sorted(self.stop_ids),
+            detokenize=False,  # text decoded below, as in the hf backend
+        )
 
     def _completion(self, output) -> Completion:
         token_ids = list(output.token_ids)

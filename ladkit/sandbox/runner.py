@@ -185,9 +185,14 @@ def _spawn(base: Path, work: Path, limits: Limits, uid: int | None, interpreter:
     with (base / "stdin").open("rb") as stdin, (base / "stdout").open("wb") as out, (base / "stderr").open("wb") as err:
         return subprocess.Popen(
             [interpreter, "-I", "-S", "-B", str(LAUNCHER), json.dumps(settings)],
-            stdin=stdin, stdout=out, stderr=err, cwd=work, env=_environment(work),
-            start_new_session=True, close_fds=True,
-        )  # fmt: skip
+            stdin=stdin,
+            stdout=out,
+            stderr=err,
+            cwd=work,
+            env=_environment(work),
+            start_new_session=True,
+            close_fds=True,
+        )
 
 
 def _wait(process: subprocess.Popen, wall_s: float) -> bool:
