@@ -198,8 +198,11 @@ def compare_runs(
     notes += _length_note(runs)
     if not metrics:
         metrics = list(DEFAULT_METRICS) + checkpoint_eval_metrics(runs, notes)
-    pairs = {group: seed_pairs(runs, groups[baseline], group, notes) for group, runs in groups.items()
-             if group != baseline} if paired else {}  # fmt: skip
+    pairs = (
+        {group: seed_pairs(runs, groups[baseline], group, notes) for group, runs in groups.items() if group != baseline}
+        if paired
+        else {}
+    )
     results = []
     for metric in metrics:
         steps = common_steps(runs, metric)
@@ -222,18 +225,24 @@ def seed_pairs(runs: list[Run], baseline_runs: list[Run], group: str, notes: lis
 
     ours, theirs = by_seed(runs), by_seed(baseline_runs)
     if ours is None or theirs is None:
-        notes.append(f"--paired: a seed appears twice in {group} or the baseline, so runs cannot be matched by "
-                     f"seed; {group} uses Welch's t")  # fmt: skip
+        notes.append(
+            f"--paired: a seed appears twice in {group} or the baseline, so runs cannot be matched by "
+            f"seed; {group} uses Welch's t"
+        )
         return None
     shared = sorted(set(ours) & set(theirs), key=str)
     if len(shared) < 2:
-        notes.append(f"--paired: {group} and the baseline share {len(shared)} seed(s); pairing needs 2 or more, so "
-                     f"{group} uses Welch's t")  # fmt: skip
+        notes.append(
+            f"--paired: {group} and the baseline share {len(shared)} seed(s); pairing needs 2 or more, so "
+            f"{group} uses Welch's t"
+        )
         return None
     alone = sorted(str(s) for s in set(ours) ^ set(theirs))
     if alone:
-        notes.append(f"--paired: seeds {', '.join(alone)} are in only one of {group} and the baseline and take no "
-                     "part in its deltas")  # fmt: skip
+        notes.append(
+            f"--paired: seeds {', '.join(alone)} are in only one of {group} and the baseline and take no "
+            "part in its deltas"
+        )
     return [ours[s] for s in shared], [theirs[s] for s in shared]
 
 
@@ -245,18 +254,25 @@ def checkpoint_eval_metrics(runs: list[Run], notes: list[str]) -> list[str]:
         return []
     if len(evaluated) < len(runs):
         missing = ", ".join(run.name for run in runs if not run.eval_rows)
-        notes.append(f"ladkit eval results (eval.jsonl) in some runs but not in {missing}: run `ladkit eval` on "
-                     "every run to compare checkpoints at more samples")  # fmt: skip
+        notes.append(
+            f"ladkit eval results (eval.jsonl) in some runs but not in {missing}: run `ladkit eval` on "
+            "every run to compare checkpoints at more samples"
+        )
         return []
-    ks = set.intersection(*({int(m[1]) for row in run.eval_rows for key in row if (m := PASS_AT.match(key))}
-                            for run in runs))  # fmt: skip
+    ks = set.intersection(
+        *({int(m[1]) for row in run.eval_rows for key in row if (m := PASS_AT.match(key))} for run in runs)
+    )
     settings = {run.name: tuple(run.eval_rows[-1].get(key) for key in EVAL_SETTINGS) for run in runs}
     if ks and len(set(settings.values())) > 1:
-        shown = "; ".join(f"{name} {', '.join(f'{k} {v}' for k, v in zip(EVAL_SETTINGS, values))}"
-                          for name, values in settings.items())  # fmt: skip
-        notes.append(f"ladkit eval settings differ between runs ({shown}): their ladkit_eval/ values are not "
-                     "measured alike; evaluate every run with the same --samples, --prompts and "
-                     "--temperature")  # fmt: skip
+        shown = "; ".join(
+            f"{name} {', '.join(f'{k} {v}' for k, v in zip(EVAL_SETTINGS, values))}"
+            for name, values in settings.items()
+        )
+        notes.append(
+            f"ladkit eval settings differ between runs ({shown}): their ladkit_eval/ values are not "
+            "measured alike; evaluate every run with the same --samples, --prompts and "
+            "--temperature"
+        )
     return [f"{CHECKPOINT_EVAL}pass@{k}" for k in sorted(ks)]
 
 
@@ -285,10 +301,12 @@ def _prompts_note(results: list[MetricResult]) -> list[str]:
     if not paired:
         return []
     metrics = ", ".join(sorted({r.metric for r in paired}))
-    return [f"'(prompts)': one run a side, so {metrics} are compared over the held-out prompts both runs scored at "
-            "that evaluation (eval_prompts.jsonl, or eval.jsonl's per_prompt for ladkit_eval/; paired t over "
-            "prompts): this says the two checkpoints differ on these prompts, not that the method would with "
-            "another seed"]  # fmt: skip
+    return [
+        f"'(prompts)': one run a side, so {metrics} are compared over the held-out prompts both runs scored at "
+        "that evaluation (eval_prompts.jsonl, or eval.jsonl's per_prompt for ladkit_eval/; paired t over "
+        "prompts): this says the two checkpoints differ on these prompts, not that the method would with "
+        "another seed"
+    ]
 
 
 def prompt_paired(run: Run, baseline: Run, metric: str, step: int) -> Estimate | None:
@@ -303,9 +321,13 @@ def prompt_paired(run: Run, baseline: Run, metric: str, step: int) -> Estimate |
         return {
             str(p["example_id"]): pass_at_k(p["n"], p["correct"], k)
             for p in prompt_records(target, metric, step)
-            if isinstance(p, dict) and p.get("example_id") is not None and isinstance(p.get("n"), int)
-            and isinstance(p.get("correct"), int) and 0 <= p["correct"] <= p["n"] and p["n"] >= k
-        }  # fmt: skip
+            if isinstance(p, dict)
+            and p.get("example_id") is not None
+            and isinstance(p.get("n"), int)
+            and isinstance(p.get("correct"), int)
+            and 0 <= p["correct"] <= p["n"]
+            and p["n"] >= k
+        }
 
     ours, theirs = per_prompt(run), per_prompt(baseline)
     common = sorted(set(ours) & set(theirs))

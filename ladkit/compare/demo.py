@@ -64,13 +64,19 @@ def _tracked_rows(step: int, steps: int, lad: bool, rng: np.random.Generator) ->
         policy = (1 - mix) * np.full(GROUP_SIZE, 1 / GROUP_SIZE) + mix * end + rng.uniform(0, 0.01, GROUP_SIZE)
         policy /= policy.sum()
         sequence = policy * rng.uniform(0.9, 1.1, GROUP_SIZE)
-        rows.append({
-            "step": step, "example_id": f"demo-{index}", "prompt": prompt,
-            "completions": [f"completion {g} (synthetic)" for g in range(GROUP_SIZE)],
-            "rewards": rewards.tolist(), "advantages": advantages.round(4).tolist(),
-            "advantage_dist": target.round(4).tolist(), "policy_dist": policy.round(4).tolist(),
-            "sequence_dist": (sequence / sequence.sum()).round(4).tolist(),
-        })  # fmt: skip
+        rows.append(
+            {
+                "step": step,
+                "example_id": f"demo-{index}",
+                "prompt": prompt,
+                "completions": [f"completion {g} (synthetic)" for g in range(GROUP_SIZE)],
+                "rewards": rewards.tolist(),
+                "advantages": advantages.round(4).tolist(),
+                "advantage_dist": target.round(4).tolist(),
+                "policy_dist": policy.round(4).tolist(),
+                "sequence_dist": (sequence / sequence.sum()).round(4).tolist(),
+            }
+        )
     return rows
 
 
@@ -83,8 +89,15 @@ def make_demo_run(folder: Path, objective: str, seed: int, steps: int = 20) -> P
     lad = objective == "lad"
     rng = np.random.default_rng(1000 * seed + (1 if lad else 2))
     folder.mkdir(parents=True, exist_ok=True)
-    config = {"objective": objective, "lad": {"divergence": "js", "inv_eta": 2.0}, "seed": seed,
-              "steps": steps, "task": {"name": "countdown"}, "group_size": GROUP_SIZE, "synthetic": True}  # fmt: skip
+    config = {
+        "objective": objective,
+        "lad": {"divergence": "js", "inv_eta": 2.0},
+        "seed": seed,
+        "steps": steps,
+        "task": {"name": "countdown"},
+        "group_size": GROUP_SIZE,
+        "synthetic": True,
+    }
     (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     meta = {"command": "demo", "status": "completed", "synthetic": True}
     (folder / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")

@@ -92,8 +92,9 @@ class LiveTrainFigures:
         figure = make_subplots(rows=1, cols=self.max_tracked, subplot_titles=[" "] * self.max_tracked)
         for col in range(1, self.max_tracked + 1):
             for key, name, colour in DISTRIBUTIONS:
-                figure.add_bar(x=[], y=[], name=name, marker_color=colour, legendgroup=key, showlegend=col == 1,
-                               row=1, col=col)  # fmt: skip
+                figure.add_bar(
+                    x=[], y=[], name=name, marker_color=colour, legendgroup=key, showlegend=col == 1, row=1, col=col
+                )
         figure.update_layout(title=NO_TRACKED, height=360, barmode="group", bargap=0.15, template="plotly_white")
         figure.update_xaxes(title_text="sample (of G)")
         figure.update_yaxes(title_text="probability over the group", row=1, col=1)
@@ -161,8 +162,14 @@ class TrainDashboard(WidgetDashboard):
     is recorded into `run_dir`, or a fresh folder under `run_root`.
     """
 
-    def __init__(self, run_root: str | Path = "runs", preset: str = "default", overrides: Sequence[str] = (),
-                 max_tracked: int = 3, **controls: Any):  # fmt: skip
+    def __init__(
+        self,
+        run_root: str | Path = "runs",
+        preset: str = "default",
+        overrides: Sequence[str] = (),
+        max_tracked: int = 3,
+        **controls: Any,
+    ):
         self._ipw = require_widgets()
         check_controls(controls)
         self.overrides = list(overrides)
@@ -290,7 +297,11 @@ class TrainDashboard(WidgetDashboard):
 
 def step_status(row: dict[str, Any], steps: int) -> str:
     """'step 3/20: reward 0.41, entropy 1.23, ...' from whichever of the key numbers the row has."""
-    shown = [("reward", "reward/mean"), ("entropy", "policy/entropy"), ("loss", "loss/value"),
-             ("eval pass@1", "eval/pass@1")]  # fmt: skip
+    shown = [
+        ("reward", "reward/mean"),
+        ("entropy", "policy/entropy"),
+        ("loss", "loss/value"),
+        ("eval pass@1", "eval/pass@1"),
+    ]
     numbers = ", ".join(f"{name} {row[key]:.3f}" for name, key in shown if key in row)
     return f"step {row['step']}/{steps}: {numbers}"
