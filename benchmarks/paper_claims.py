@@ -171,8 +171,11 @@ def rounded(interval: tuple[float, float] | None) -> list[float] | None:
 def estimate_dict(estimate) -> dict | None:
     if estimate is None:
         return None
-    return {"mean": round(estimate.mean, 4), "ci95": [round(estimate.low, 4), round(estimate.high, 4)],
-            "n_seeds": estimate.n}  # fmt: skip
+    return {
+        "mean": round(estimate.mean, 4),
+        "ci95": [round(estimate.low, 4), round(estimate.high, 4)],
+        "n_seeds": estimate.n,
+    }
 
 
 VALUE = (
@@ -198,8 +201,11 @@ def aggregate(groups: dict[str, list[dict[str, float]]], baseline: str = "grpo")
         entry = {"n_runs": len(runs), "metrics": {}}
         for name, *_ in SUMMARY:
             values = column(runs, name)
-            metric = {"value": estimate_dict(mean_estimate(values)), "per_seed": values[:, 0].tolist(),
-                      "bootstrap_ci95": rounded(bootstrap_interval(values[:, 0]))}  # fmt: skip
+            metric = {
+                "value": estimate_dict(mean_estimate(values)),
+                "per_seed": values[:, 0].tolist(),
+                "bootstrap_ci95": rounded(bootstrap_interval(values[:, 0])),
+            }
             if group != baseline and baseline in groups:
                 delta = difference_estimate(values, column(groups[baseline], name))
                 metric["delta_vs_" + baseline] = estimate_dict(delta)
@@ -225,8 +231,9 @@ def pool(records: list[dict]) -> dict:
                 n = len(next(iter(metrics.values()))["per_seed"])
                 runs = [{name: metrics[name]["per_seed"][i] for name in metrics} for i in range(n)]
                 groups.setdefault(group, []).extend(runs)
-        clean = {g: [{k: (np.nan if v is None else v) for k, v in run.items()} for run in runs]
-                 for g, runs in groups.items()}  # fmt: skip
+        clean = {
+            g: [{k: (np.nan if v is None else v) for k, v in run.items()} for run in runs] for g, runs in groups.items()
+        }
         out[section] = aggregate(clean)
     return out
 
@@ -294,8 +301,10 @@ def write_html(comparison, path: Path) -> None:
     the two reports are committed, like scaling.html."""
     from ladkit.compare.report import STYLE, report_figures, summary_html
 
-    figures = [fig.to_html(full_html=False, include_plotlyjs="cdn" if i == 0 else False)
-               for i, fig in enumerate(report_figures(comparison))]  # fmt: skip
+    figures = [
+        fig.to_html(full_html=False, include_plotlyjs="cdn" if i == 0 else False)
+        for i, fig in enumerate(report_figures(comparison))
+    ]
     path.write_text(
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>ladkit compare</title><style>{STYLE}</style>"
         f"</head><body><h1>ladkit compare</h1>{summary_html(comparison)}{''.join(figures)}</body></html>",
@@ -343,8 +352,12 @@ def main() -> None:
         return
     if args.pool:
         sources = [Path(path) for path in args.pool]
-        record = {"benchmark": "paper_claims_pooled", "sources": [shown(path) for path in sources], "value": VALUE,
-                  **pool([json.loads(path.read_text()) for path in sources])}  # fmt: skip
+        record = {
+            "benchmark": "paper_claims_pooled",
+            "sources": [shown(path) for path in sources],
+            "value": VALUE,
+            **pool([json.loads(path.read_text()) for path in sources]),
+        }
         target = Path(args.out_dir or RESULTS) / "paper_claims_pooled.json"
         write_record(record, target)
         return

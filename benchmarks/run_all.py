@@ -83,8 +83,11 @@ def run(bench: Benchmark, quick: bool, out_dir: Path) -> dict:
     if not bench.writes_own or not own_file.is_file():
         own_file.write_text(json.dumps(record, indent=1) + "\n")
     print(f"[run_all] {bench.name}: done in {wall:.0f} s", flush=True)
-    return {**status, "status": "ok", "result": str(own_file.relative_to(ROOT) if own_file.is_relative_to(ROOT)
-                                                     else own_file)}  # fmt: skip
+    return {
+        **status,
+        "status": "ok",
+        "result": str(own_file.relative_to(ROOT) if own_file.is_relative_to(ROOT) else own_file),
+    }
 
 
 def _last_json(stdout: str) -> dict | None:
@@ -116,24 +119,38 @@ def _objective_cost(r: dict) -> list[tuple[str, str, str]]:
     return [
         ("LAD/GRPO full step time (median ratio, 6 divergences)", f"{min(step):.2f}–{max(step):.2f}", "≤ 1.02"),
         ("LAD/GRPO objective + backward alone", f"{min(alone):.2f}–{max(alone):.2f}", "≤ 1.02"),
-    ]  # fmt: skip
+    ]
 
 
 def _scaling(r: dict) -> list[tuple[str, str, str]]:
     s = r["slopes"]
-    return [("step time log-log slope: G / prompts / length",
-             f"{s['group_size']['step']:.2f} / {s['prompts_per_step']['step']:.2f} / {s['max_new_tokens']['step']:.2f}",
-             "report")]  # fmt: skip
+    return [
+        (
+            "step time log-log slope: G / prompts / length",
+            f"{s['group_size']['step']:.2f} / {s['prompts_per_step']['step']:.2f} / {s['max_new_tokens']['step']:.2f}",
+            "report",
+        )
+    ]
 
 
 def _bandit(r: dict) -> list[tuple[str, str, str]]:
-    return [("bandit default: training / whole command (s)", f"{r['train_s_median']:.2f} / "
-             f"{r['command_s_median']:.2f}", "< 5 s")]  # fmt: skip
+    return [
+        (
+            "bandit default: training / whole command (s)",
+            f"{r['train_s_median']:.2f} / {r['command_s_median']:.2f}",
+            "< 5 s",
+        )
+    ]
 
 
 def _sandbox(r: dict) -> list[tuple[str, str, str]]:
-    return [("sandboxed executions/s; overhead per execution", f"{r['executions_per_s']:.1f}; "
-             f"{r['overhead_ms']:.0f} ms", "report")]  # fmt: skip
+    return [
+        (
+            "sandboxed executions/s; overhead per execution",
+            f"{r['executions_per_s']:.1f}; {r['overhead_ms']:.0f} ms",
+            "report",
+        )
+    ]
 
 
 def _gpu(r: dict) -> list[tuple[str, str, str]]:
@@ -142,9 +159,13 @@ def _gpu(r: dict) -> list[tuple[str, str, str]]:
         mfu = f", MFU update {s['mfu_update']:.1%}" if "mfu_update" in s else ""
         sharing = {True: ", shared prompt pass", False: ", full forwards"}.get(r.get("shared_prompt_pass"), "")
         when = f" ({r['date']}{sharing})" if "date" in r else ""
-        rows.append((f"GPU check {name} on {r['card']}{when}: step / update (s), peak memory",
-                     f"{s['step_time_s']:.2f} / {s['update_time_s']:.2f}, {s['peak_gpu_memory_gib']:.1f} GiB{mfu}",
-                     "report"))  # fmt: skip
+        rows.append(
+            (
+                f"GPU check {name} on {r['card']}{when}: step / update (s), peak memory",
+                f"{s['step_time_s']:.2f} / {s['update_time_s']:.2f}, {s['peak_gpu_memory_gib']:.1f} GiB{mfu}",
+                "report",
+            )
+        )
     return rows
 
 
@@ -172,18 +193,27 @@ def _trl(r: dict) -> list[tuple[str, str, str]]:
     ratio, parity = r["ratio_trl_over_ladkit"], r["loss_parity"]
     low, high = ratio["step_time_90ci"]
     return [
-        ("TRL GRPOTrainer / ladkit GRPO step time (90% CI)", f"{ratio['step_time']:.2f}x [{low:.2f}, {high:.2f}]",
-         "≥ 1.3x"),
+        (
+            "TRL GRPOTrainer / ladkit GRPO step time (90% CI)",
+            f"{ratio['step_time']:.2f}x [{low:.2f}, {high:.2f}]",
+            "≥ 1.3x",
+        ),
         ("GRPO loss, TRL vs ladkit on identical tensors (max abs diff)", f"{parity['max_abs_diff']:.1e}", "~0"),
-    ]  # fmt: skip
+    ]
 
 
 def _ablation(r: dict) -> list[tuple[str, str, str]]:
     speedup = r["speedup_over_all_off"]
-    each = ", ".join(f"{v[3:]} {speedup['all on']['step'] / speedup[v]['step']:.2f}x" for v in speedup
-                     if v.startswith("no "))  # fmt: skip
-    return [("ladkit step, all four work-savers vs none (each one's share)", f"{speedup['all on']['step']:.2f}x "
-             f"({each})", "report")]  # fmt: skip
+    each = ", ".join(
+        f"{v[3:]} {speedup['all on']['step'] / speedup[v]['step']:.2f}x" for v in speedup if v.startswith("no ")
+    )
+    return [
+        (
+            "ladkit step, all four work-savers vs none (each one's share)",
+            f"{speedup['all on']['step']:.2f}x ({each})",
+            "report",
+        )
+    ]
 
 
 def _rollout(r: dict) -> list[tuple[str, str, str]]:
@@ -203,8 +233,13 @@ def _claims(r: dict) -> list[tuple[str, str, str]]:
     rows = []
     for name, group in r["main"].items():
         value = lambda key, m=group["metrics"]: m[key]["value"]["mean"]  # noqa: E731
-        rows.append((f"countdown, {name} ({group['n_runs']} seeds): held-out pass@1 / pass@8, dist-4",
-                     f"{value('pass@1'):.3f} / {value('pass@8'):.3f}, {value('dist4'):.3f}", "report"))  # fmt: skip
+        rows.append(
+            (
+                f"countdown, {name} ({group['n_runs']} seeds): held-out pass@1 / pass@8, dist-4",
+                f"{value('pass@1'):.3f} / {value('pass@8'):.3f}, {value('dist4'):.3f}",
+                "report",
+            )
+        )
     return rows
 
 
@@ -214,10 +249,18 @@ def _pooled(r: dict) -> list[tuple[str, str, str]]:
         if name == "grpo":
             continue
         delta = lambda key, m=group["metrics"]: m[key]["delta_vs_grpo"]  # noqa: E731
-        cells = [f"{delta(k)['mean']:+.3f} [{delta(k)['ci95'][0]:+.3f}, {delta(k)['ci95'][1]:+.3f}]"
-                 for k in ("pass@1", "pass@8")]  # fmt: skip
-        rows.append((f"countdown, {name} − GRPO, {len(r['sources'])} grids pooled ({group['n_runs']} runs): pass@1; "
-                     "pass@8 (95% CI)", "; ".join(cells), "report"))  # fmt: skip
+        cells = [
+            f"{delta(k)['mean']:+.3f} [{delta(k)['ci95'][0]:+.3f}, {delta(k)['ci95'][1]:+.3f}]"
+            for k in ("pass@1", "pass@8")
+        ]
+        rows.append(
+            (
+                f"countdown, {name} − GRPO, {len(r['sources'])} grids pooled ({group['n_runs']} runs): pass@1; "
+                "pass@8 (95% CI)",
+                "; ".join(cells),
+                "report",
+            )
+        )
     return rows
 
 
@@ -225,17 +268,28 @@ def _calibration(r: dict) -> list[tuple[str, str, str]]:
     rates = r["false_positive_rate"]["normal"]["3"]
     replay = r.get("grid_replay") or {}
     flips = " / ".join(str(len(replay[m]["contradictions"])) for m in ("bootstrap", "welch") if m in replay)
-    return [("compare, 3 seeds, no real difference: bootstrap / Welch 95% CI excludes 0; grid contradictions",
-             f"{rates['bootstrap']:.1%} / {rates['welch']:.1%}; {flips or 'n/a'}", "≤ 5%")]  # fmt: skip
+    return [
+        (
+            "compare, 3 seeds, no real difference: bootstrap / Welch 95% CI excludes 0; grid contradictions",
+            f"{rates['bootstrap']:.1%} / {rates['welch']:.1%}; {flips or 'n/a'}",
+            "≤ 5%",
+        )
+    ]
 
 
 HEADLINES: dict[str, Callable[[dict], list[tuple[str, str, str]]]] = {
-    "objective_cost": _objective_cost, "scaling": _scaling, "trl_compare": _trl, "step_ablation": _ablation,
+    "objective_cost": _objective_cost,
+    "scaling": _scaling,
+    "trl_compare": _trl,
+    "step_ablation": _ablation,
     "rollout_throughput": _rollout,
-    "bandit_speed": _bandit, "sandbox_speed": _sandbox, "paper_claims": _claims, "paper_claims_pooled": _pooled,
+    "bandit_speed": _bandit,
+    "sandbox_speed": _sandbox,
+    "paper_claims": _claims,
+    "paper_claims_pooled": _pooled,
     "compare_calibration": _calibration,
     "gpu_check": _gpu,
-}  # fmt: skip
+}
 
 
 def headline_table(results_dir: Path) -> str:
@@ -255,16 +309,20 @@ def headline_table(results_dir: Path) -> str:
 
 def update_docs(summary: dict) -> None:
     m = summary["machine"]
-    block = "\n".join([
-        START,
-        f"Last refreshed {summary['date']} at commit {m['commit']} on {m['cpu']} ({m['cores']} cores"
-        + (f", {m['gpu']}" if m["gpu"] else ", no GPU") + f"), torch {m['torch']}: "
-        f"`.venv/bin/python benchmarks/run_all.py{summary['selection']}`. Rows come from `benchmarks/results/*.json`",
-        "(each file says when and how it was measured); the sections below explain them.",
-        "",
-        headline_table(RESULTS),
-        END,
-    ])  # fmt: skip
+    block = "\n".join(
+        [
+            START,
+            f"Last refreshed {summary['date']} at commit {m['commit']} on {m['cpu']} ({m['cores']} cores"
+            + (f", {m['gpu']}" if m["gpu"] else ", no GPU")
+            + f"), torch {m['torch']}: "
+            f"`.venv/bin/python benchmarks/run_all.py{summary['selection']}`. "
+            "Rows come from `benchmarks/results/*.json`",
+            "(each file says when and how it was measured); the sections below explain them.",
+            "",
+            headline_table(RESULTS),
+            END,
+        ]
+    )
     text = DOCS.read_text()
     if START in text and END in text:
         head, rest = text.split(START, 1)
@@ -289,8 +347,12 @@ def main() -> None:
         sys.exit(f"run_all: unknown benchmark(s) {', '.join(unknown)}; valid: {', '.join(names)}")
     selection = "".join(f" --{k} {v}" for k, v in (("only", args.only), ("skip", args.skip)) if v)
     selection += " --docs-only" if args.docs_only else ""
-    summary = {"date": datetime.date.today().isoformat(), "machine": machine(), "selection": selection,
-               "benchmarks": {}}  # fmt: skip
+    summary = {
+        "date": datetime.date.today().isoformat(),
+        "machine": machine(),
+        "selection": selection,
+        "benchmarks": {},
+    }
     if args.docs_only:
         update_docs(summary)
         return
@@ -308,8 +370,16 @@ def main() -> None:
     if not args.quick:
         update_docs(summary)
     failed = [n for n, s in summary["benchmarks"].items() if s.get("status") == "failed"]
-    print(json.dumps({"benchmark": "run_all", "out_dir": str(out_dir), "failed": failed,
-                      **{n: s.get("status") for n, s in summary["benchmarks"].items()}}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "benchmark": "run_all",
+                "out_dir": str(out_dir),
+                "failed": failed,
+                **{n: s.get("status") for n, s in summary["benchmarks"].items()},
+            }
+        )
+    )
     if failed:
         sys.exit(1)
 

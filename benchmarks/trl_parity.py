@@ -55,30 +55,57 @@ def parity_case(loss_type: str, clip: bool, beta: float = 0.0, seed: int = 0) ->
     path = resolve_model_path("builtin")
     with tempfile.TemporaryDirectory() as out_dir:
         trl_args = config_cls(
-            output_dir=out_dir, per_device_train_batch_size=n, num_generations=8, max_completion_length=max_length,
-            loss_type=loss_type, epsilon=eps_low, epsilon_high=eps_high, beta=beta, bf16=False,
-            gradient_checkpointing=False, use_cpu=True, report_to="none", save_strategy="no", disable_tqdm=True,
+            output_dir=out_dir,
+            per_device_train_batch_size=n,
+            num_generations=8,
+            max_completion_length=max_length,
+            loss_type=loss_type,
+            epsilon=eps_low,
+            epsilon_high=eps_high,
+            beta=beta,
+            bf16=False,
+            gradient_checkpointing=False,
+            use_cpu=True,
+            report_to="none",
+            save_strategy="no",
+            disable_tqdm=True,
             use_bias_correction_kl=False,  # TRL >= 1.x multiplies k3 by the ratio by default; ladkit's is plain k3
-        )  # fmt: skip
+        )
         trainer = trainer_cls(
-            model=AutoModelForCausalLM.from_pretrained(path), reward_funcs=lambda completions, **_: [0.0] * n,
-            args=trl_args, train_dataset=Dataset.from_list([{"prompt": "1,2->3:"}] * n),
+            model=AutoModelForCausalLM.from_pretrained(path),
+            reward_funcs=lambda completions, **_: [0.0] * n,
+            args=trl_args,
+            train_dataset=Dataset.from_list([{"prompt": "1,2->3:"}] * n),
             processing_class=AutoTokenizer.from_pretrained(path),
-        )  # fmt: skip
+        )
     trainer.model.train()
     trainer.current_gradient_accumulation_steps = 1  # what its training loop sets with no accumulation
     trainer._get_per_token_logps_and_entropies = lambda *_, **__: (logprobs, torch.zeros(n, t), None)
     ids = torch.ones(n, t, dtype=torch.long)
     inputs = {
-        "prompt_ids": ids[:, :4], "prompt_mask": torch.ones(n, 4, dtype=torch.long), "completion_ids": ids,
-        "completion_mask": mask.long(), "advantages": advantages, "old_per_token_logps": old,
-        "num_items_in_batch": mask.sum(), **({"ref_per_token_logps": ref} if beta else {}),
-    }  # fmt: skip
+        "prompt_ids": ids[:, :4],
+        "prompt_mask": torch.ones(n, 4, dtype=torch.long),
+        "completion_ids": ids,
+        "completion_mask": mask.long(),
+        "advantages": advantages,
+        "old_per_token_logps": old,
+        "num_items_in_batch": mask.sum(),
+        **({"ref_per_token_logps": ref} if beta else {}),
+    }
     trl_loss = trainer._compute_loss(trainer.model, inputs)
     (trl_grad,) = torch.autograd.grad(trl_loss, logprobs)
     config = LadkitGRPO(epsilon_low=eps_low, epsilon_high=eps_high, beta=beta, aggregation=loss_type)
-    loss, metrics = objective_loss("grpo", config, logprobs, old, advantages, mask, ref_logprobs=ref if beta else None,
-                                   max_completion_length=max_length, num_tokens=float(mask.sum()))  # fmt: skip
+    loss, metrics = objective_loss(
+        "grpo",
+        config,
+        logprobs,
+        old,
+        advantages,
+        mask,
+        ref_logprobs=ref if beta else None,
+        max_completion_length=max_length,
+        num_tokens=float(mask.sum()),
+    )
     (grad,) = torch.autograd.grad(loss, logprobs)
     trl_metrics = trainer._metrics["train"]
     pairs = {"low": "clip_ratio/low_mean", "high": "clip_ratio/high_mean", "": "clip_ratio/region_mean"}
