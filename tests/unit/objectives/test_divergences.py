@@ -122,3 +122,89 @@ def test_extreme_exponents_stay_finite_in_fp32(name):
     assert torch.isfinite(divergence.loss(l, u)).all()
     assert torch.isfinite(divergence.weight(l, u)).all()
     assert EXP_CAP == 30.0
+
+
+# ---------------------------------------------------------------- centred generators g(x) = f(x) - f'(1)(x - 1)
+
+
+def _centred(name: str):
+    """(g, g') of the test's own f: g(x) = f(x) - f'(1)(x - 1), g'(x) = f'(x) - f'(1)."""
+    f, f_prime = GENERATORS[name]
+    slope = f_prime(torch.ones(1, dtype=torch.float64))
+    return (lambda x: f(x) - slope * (x - 1)), (lambda x: f_prime(x) - slope)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_declared_slope_at_one_is_f_prime_of_one(name):
+    # kl: log 1 + 1 = 1; rkl: -1/1 = -1; jf: 0 + 1 - 1 = 0; tv: sign(0)/2 = 0; hd: 1 - 1 = 0; js: log(2/2)/2 = 0
+    hand = {"kl": 1.0, "rkl": -1.0}.get(name, 0.0)
+    assert DIVERGENCES.get(name).slope_at_one == hand
+    assert GENERATORS[name][1](torch.ones(1, dtype=torch.float64)).item() == hand
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_centred_loss_and_weight_are_those_of_g(name):
+    g, g_prime = _centred(name)
+    l, u = _grid(offset=0.1)
+    x = torch.exp(l - u)
+    loss, weight = DIVERGENCES.get(name).terms(l, u, centered=True)
+    torch.testing.assert_close(loss, torch.exp(u) * g(x), rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(weight, torch.exp(l) * g_prime(x), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("name", "l", "u", "loss", "weight"),
+    [
+        # kl centred, l = 1, u = 1/2 (d = 1/2): weight e^l d = e/2 = 1.3591409;
+        # loss e^l d - (e^l - e^u) = 1.3591409 - (2.7182818 - 1.6487213) = 0.2895804
+        ("kl", 1.0, 0.5, 0.2895804, 1.3591409),
+        # rkl centred, l = 1/2, u = 1 (d = -1/2): weight e^l - e^u = 1.6487213 - 2.7182818 = -1.0695606;
+        # loss -e^u d + (e^l - e^u) = 1.3591409 - 1.0695606 = 0.2895804
+        ("rkl", 0.5, 1.0, 0.2895804, -1.0695606),
+        # kl uncentred at the same point, for contrast: weight e (1/2 + 1) = 4.0774227, loss e/2 = 1.3591409
+        ("kl-uncentred", 1.0, 0.5, 1.3591409, 4.0774227),
+    ],
+)
+def test_centred_values_by_hand(name, l, u, loss, weight):
+    centered = not name.endswith("-uncentred")
+    got = DIVERGENCES.get(name.split("-")[0]).terms(torch.tensor([l]), torch.tensor([u]), centered)
+    assert [v.item() for v in got] == pytest.approx([loss, weight], abs=1e-6)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("centered", [False, True])
+def test_weight_matches_finite_differences_of_the_loss(name, centered):
+    # weight = d loss / d l, by central differences per point (each loss depends on its own l only),
+    # float64, h = 1e-6, away from tv's kink at l = u (offset 0.1 > h).
+    l, u = _grid(offset=0.1)
+    h = 1e-6
+    divergence = DIVERGENCES.get(name)
+    numeric = (divergence.terms(l + h, u, centered)[0] - divergence.terms(l - h, u, centered)[0]) / (2 * h)
+    scale = torch.exp(torch.maximum(l, u))  # both terms grow like e^max(l, u): compare relative to it
+    torch.testing.assert_close(divergence.terms(l, u, centered)[1] / scale, numeric / scale, rtol=0, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_centred_weight_and_loss_are_exactly_zero_at_the_target(name, dtype):
+    # l = u (r = exp(A/eta); A = 0 and r = 1 is u = l = 0): g(1) = 0 and g'(1) = 0 for all six, exactly.
+    u = torch.tensor([0.0, -3.0, 0.5, 7.0], dtype=dtype)
+    loss, weight = DIVERGENCES.get(name).terms(u, u, centered=True)
+    assert weight.tolist() == [0.0] * 4 and loss.tolist() == [0.0] * 4
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_centred_losses_are_never_negative(name):
+    # g is convex with g(1) = g'(1) = 0, so g >= 0: the centred loss is a distance to the target. The
+    # uncentred kl is not (x log x < 0 for x < 1), which is why the paper's loss values can go negative.
+    l, u = _grid(offset=0.1)
+    assert DIVERGENCES.get(name).terms(l, u, centered=True)[0].min().item() >= -1e-12
+    if name == "kl":
+        assert DIVERGENCES.get(name).loss(l, u).min().item() < -1.0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_centred_extreme_exponents_stay_finite_in_fp32(name):
+    values = torch.tensor([-500.0, -50.0, -1.0, 0.0, 1.0, 50.0, 500.0])
+    l, u = torch.meshgrid(values, values, indexing="ij")
+    assert all(torch.isfinite(t).all() for t in DIVERGENCES.get(name).terms(l, u, centered=True))

@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from ladkit.errors import LadkitError
 from ladkit.objectives import LADConfig, aggregate, grpo_loss, lad_loss
 from ladkit.objectives.divergences import DIVERGENCES
 
@@ -64,15 +65,18 @@ def test_sanity_anchor_js_inv_eta_4_matches_the_design_numbers():
 
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("level", ["sequence", "token"])
-def test_sanity_anchor_every_divergence(name, level, ragged_mask):
-    # logprobs == old_logprobs: every ratio is 1, so d loss_i / d l_i = 1 * f'(exp(-A_i / eta)).
+@pytest.mark.parametrize("centered", [False, True])
+def test_sanity_anchor_every_divergence(name, level, centered, ragged_mask):
+    # logprobs == old_logprobs: every ratio is 1, so d loss_i / d l_i = 1 * f'(exp(-A_i / eta)), less f'(1)
+    # when centred (g'(x) = f'(x) - f'(1)).
     inv_eta = 4.0
     advantages = torch.tensor([0.7, -1.3, 0.2], dtype=torch.float64)
     logprobs = torch.full(ragged_mask.shape, -0.8, dtype=torch.float64, requires_grad=True)
-    config = LADConfig(divergence=name, inv_eta=inv_eta, level=level)
+    config = LADConfig(divergence=name, inv_eta=inv_eta, level=level, centered=centered)
     loss = _scalar(logprobs, logprobs.detach().clone(), advantages, ragged_mask, config)
     (grad,) = torch.autograd.grad(loss, logprobs)
-    f_prime = torch.tensor([F_PRIME[name](math.exp(-a * inv_eta)) for a in advantages.tolist()], dtype=torch.float64)
+    shift = F_PRIME[name](1.0) if centered else 0.0
+    f_prime = torch.tensor([F_PRIME[name](math.exp(-a * inv_eta)) - shift for a in advantages], dtype=torch.float64)
     lengths = ragged_mask.sum(-1).to(torch.float64)  # [3] = 3, 2, 4
     # sequence: mean over N = 3 sequences; token ('grpo' mode): token mean per sequence, then mean over N
     per_token = f_prime / 3 if level == "sequence" else f_prime / (3 * lengths)
@@ -93,19 +97,61 @@ def test_weight_metrics_report_the_ascent_weight(ragged_mask):
     assert metrics["kl/old_k1"].item() == 0.0
 
 
-@pytest.mark.parametrize("name", ["jf", "tv", "hd", "js"])
+@pytest.mark.parametrize("name", ["jf", "tv", "hd", "js", "kl-centred", "rkl-centred"])
 def test_positive_sample_is_braked_once_its_ratio_reaches_exp_a_over_eta(name):
     # One sequence, A = 1, 1/eta = 2: target log-ratio u = 2. Below it the sample is pushed up (ascent > 0),
-    # at it the push is r f'(1) = 0, above it the sample is pushed down (f' increasing, f'(1) = 0).
+    # at it the push is r f'(1) = 0, above it the sample is pushed down (f' increasing, f'(1) = 0). kl and rkl
+    # have f'(1) = +-1: only their centred generators (g'(1) = 0) brake at exp(A/eta).
+    config = LADConfig(divergence=name.split("-")[0], inv_eta=2.0, centered=name.endswith("-centred"))
     mask = torch.ones(1, 2, dtype=torch.bool)
     advantages = torch.tensor([1.0], dtype=torch.float64)
     ascent = []
     for seq_log_ratio in (1.0, 2.0, 3.0):
         old = torch.tensor([[-1.0, -2.0]], dtype=torch.float64)
         logprobs = (old + seq_log_ratio / 2).requires_grad_(True)  # two tokens share the log-ratio
-        loss = _scalar(logprobs, old, advantages, mask, LADConfig(divergence=name, inv_eta=2.0))
+        loss = _scalar(logprobs, old, advantages, mask, config)
         ascent.append(-torch.autograd.grad(loss, logprobs)[0][0, 0].item())
     assert ascent[0] > 0.1 and abs(ascent[1]) < 1e-12 and ascent[2] < -0.1
+
+
+def test_uncentred_kl_brakes_one_nat_early_and_rkl_never():
+    # Same sample (A = 1, 1/eta = 2, u = 2), the paper's generators. kl: r f'(x) = e^l (l - u + 1) = 0 at
+    # l = u - 1 = 1, i.e. at r = exp(A/eta - 1); at l = 2 it is e^2 (0 + 1) = 7.389 (pushed down).
+    # rkl: r f'(x) = -e^u = -e^2 = -7.389 whatever l is (pushed up at every ratio).
+    mask = torch.ones(1, 1, dtype=torch.bool)
+    old = torch.tensor([[-3.0]], dtype=torch.float64)
+    for name, expected in (("kl", [0.0, -math.exp(2)]), ("rkl", [math.exp(2), math.exp(2)])):
+        ascent = []
+        for log_ratio in (1.0, 2.0):
+            logprobs = (old + log_ratio).requires_grad_(True)
+            config = LADConfig(divergence=name, inv_eta=2.0, centered=False)
+            loss = _scalar(logprobs, old, torch.tensor([1.0], dtype=torch.float64), mask, config)
+            ascent.append(-torch.autograd.grad(loss, logprobs)[0].item())
+        assert ascent == pytest.approx(expected, abs=1e-12)
+
+
+# ---------------------------------------------------------------- zero advantages: centred generators
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize(("level", "mode"), LEVEL_MODES)
+def test_a_group_with_equal_rewards_moves_nothing_when_centred(name, level, mode, ragged_mask):
+    # A = 0 and r = 1 (the first mini-batch of a group whose rewards are all equal): the centred weight is
+    # g'(1) = 0 exactly for all six. Uncentred, kl's weight is f'(1) = +1 and rkl's -1 on every sample
+    # (sequence level: d loss / d logprobs = f'(1) / N = +-1/3 on every real token), the others 0.
+    logprobs = torch.full(ragged_mask.shape, -0.8, dtype=torch.float64, requires_grad=True)
+    advantages = torch.zeros(3, dtype=torch.float64)
+    for centered in (True, False):
+        config = LADConfig(divergence=name, level=level, aggregation=mode, centered=centered)
+        loss = _scalar(logprobs, logprobs.detach().clone(), advantages, ragged_mask, config, max_completion_length=4)
+        (grad,) = torch.autograd.grad(loss, logprobs)
+        slope = 0.0 if centered else {"kl": 1.0, "rkl": -1.0}.get(name, 0.0)
+        if slope == 0.0:
+            assert grad.abs().max().item() == 0.0 and loss.item() == 0.0
+        else:
+            assert (torch.sign(grad[ragged_mask]) == slope).all()  # every real token pushed the same way
+            if level == "sequence":
+                torch.testing.assert_close(grad, slope / 3 * ragged_mask.double(), rtol=1e-12, atol=0)
 
 
 # ---------------------------------------------------------------- autograd vs finite differences
@@ -114,13 +160,18 @@ def test_positive_sample_is_braked_once_its_ratio_reaches_exp_a_over_eta(name):
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize(("level", "mode"), LEVEL_MODES)
 @pytest.mark.parametrize("clamp", [None, 5.0])
-def test_gradient_matches_finite_differences_of_the_reported_loss(name, level, mode, clamp, ragged_mask, central_diff):
+@pytest.mark.parametrize("centered", [False, True])
+def test_gradient_matches_finite_differences_of_the_reported_loss(
+    name, level, mode, clamp, centered, ragged_mask, central_diff
+):
     # The forward value is exp(u) f(x) (the surrogate term is zero forward), so its derivative must be the
     # backpropagated r f'(x) grad l. With clamp = 5 every |l| here is < 2, so the clamp is inactive.
     logprobs, old, advantages = _batch(ragged_mask, seed=1)
     token_l = (logprobs - old).detach() * ragged_mask  # [N, T]
     assert token_l.abs().max().item() < 2.0 and token_l.sum(-1).abs().max().item() < 2.0
-    config = LADConfig(divergence=name, inv_eta=2.0, level=level, aggregation=mode, log_ratio_clamp=clamp)
+    config = LADConfig(
+        divergence=name, inv_eta=2.0, level=level, aggregation=mode, log_ratio_clamp=clamp, centered=centered
+    )
     (autograd,) = torch.autograd.grad(_scalar(logprobs, old, advantages, ragged_mask, config), logprobs)
     numeric = central_diff(lambda lp: _scalar(lp, old, advantages, ragged_mask, config), logprobs)
     torch.testing.assert_close(autograd, numeric, rtol=1e-6, atol=1e-8)
@@ -140,7 +191,7 @@ def test_active_clamp_freezes_the_value_and_clamps_the_weight(seq_log_ratio, val
     mask = torch.ones(1, 1, dtype=torch.bool)
     old = torch.tensor([[-4.0]], dtype=torch.float64)
     logprobs = (old + seq_log_ratio).requires_grad_(True)
-    config = LADConfig(divergence="kl", inv_eta=2.0, log_ratio_clamp=1.0)
+    config = LADConfig(divergence="kl", inv_eta=2.0, log_ratio_clamp=1.0, centered=False)
     loss = _scalar(logprobs, old, torch.tensor([0.5], dtype=torch.float64), mask, config)
     (grad,) = torch.autograd.grad(loss, logprobs)
     assert loss.item() == pytest.approx(value, rel=1e-12, abs=1e-15)
@@ -257,3 +308,26 @@ def test_tv_gradient_is_grpo_with_sign_advantage_over_two(eta):
     torch.testing.assert_close(lad, _bandit_grad("grpo", advantages=torch.sign(ADVANTAGES) / 2), rtol=1e-12, atol=1e-15)
     assert DIVERGENCES.get("tv").curvature is None
     assert _cosine(lad, _bandit_grad("grpo")) < 0.99  # so it is not GRPO with A itself
+
+
+@pytest.mark.parametrize("name", ["kl", "rkl"])
+@pytest.mark.parametrize("inv_eta", [0.5, 4.0])
+def test_centring_leaves_the_exact_expected_gradient_unchanged(name, inv_eta):
+    # The centred weight drops f'(1) r grad l, and E_{pi_old}[r grad log pi_theta] = sum_y grad pi_theta(y) = 0,
+    # also off-policy (pi_theta != pi_old): over a full softmax bandit weighted by pi_old both gradients agree.
+    theta = (THETA + torch.tensor([0.4, -0.2, 0.1, 0.3, -0.5, 0.2], dtype=torch.float64)).requires_grad_(True)
+    old = torch.log_softmax(THETA, dim=0)[:, None]  # [K, 1] pi_old != pi_theta
+    mask = torch.ones(len(THETA), 1, dtype=torch.bool)
+    grads = []
+    for centered in (False, True):
+        logprobs = torch.log_softmax(theta, dim=0)[:, None]  # [K, 1]
+        config = LADConfig(divergence=name, inv_eta=inv_eta, centered=centered)
+        output = lad_loss(logprobs, old, ADVANTAGES, mask, config)
+        grads.append(torch.autograd.grad(aggregate(output, mask, "grpo", weights=old.exp()[:, 0]), theta)[0])
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-10, atol=1e-14)
+    assert grads[0].abs().max().item() > 1e-2  # a real gradient, not two zeros
+
+
+def test_centered_must_be_a_boolean():
+    with pytest.raises(LadkitError, match="centered must be true or false, got 'yes'"):
+        LADConfig(centered="yes")
