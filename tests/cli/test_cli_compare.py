@@ -39,8 +39,9 @@ def test_table_and_report(tmp_path):
     # 3 synthetic seeds a side: LAD's entropy ends ~0.5 nats above GRPO's with noise 0.02, a clear "better"
     make_demo_runs(tmp_path / "runs", seeds=3, steps=6)
     out = tmp_path / "report.html"
-    result = CliRunner().invoke(app, ["compare", str(tmp_path / "runs"), "-m", "policy/entropy", "--out", str(out)],
-                                env={"COLUMNS": "160"})  # fmt: skip
+    result = CliRunner().invoke(
+        app, ["compare", str(tmp_path / "runs"), "-m", "policy/entropy", "--out", str(out)], env={"COLUMNS": "160"}
+    )
     assert result.exit_code == 0, result.output
     assert "baseline grpo" in result.output and "policy/entropy" in result.output and "better" in result.output
     flat = " ".join(result.output.split())  # the legend wraps at the terminal's width
@@ -48,16 +49,18 @@ def test_table_and_report(tmp_path):
     assert out.is_file() and out.stat().st_size > 1_000_000  # plotly.js inlined
     assert "Welch&#x27;s t" in out.read_text()  # the legend is in the report too
     # --paired: the demo's seeds 0, 1, 2 in both groups pair up; the legend says which test made the deltas
-    result = CliRunner().invoke(app, ["compare", str(tmp_path / "runs"), "-m", "policy/entropy", "--paired"],
-                                env={"COLUMNS": "160"})  # fmt: skip
+    result = CliRunner().invoke(
+        app, ["compare", str(tmp_path / "runs"), "-m", "policy/entropy", "--paired"], env={"COLUMNS": "160"}
+    )
     assert result.exit_code == 0 and "better" in result.output
     assert "paired t over runs matched by seed (--paired)" in " ".join(result.output.split())
 
 
 def test_one_run_a_side_gives_no_verdict(tmp_path):
     make_demo_runs(tmp_path / "runs", seeds=1, steps=6)
-    result = CliRunner().invoke(app, ["compare", str(tmp_path / "runs"), "-m", "policy/entropy"],
-                                env={"COLUMNS": "200"})  # fmt: skip
+    result = CliRunner().invoke(
+        app, ["compare", str(tmp_path / "runs"), "-m", "policy/entropy"], env={"COLUMNS": "200"}
+    )
     assert result.exit_code == 0, result.output
     row = next(line for line in result.output.splitlines() if "lad:js" in line)
     assert "1 seed" in row and "better" not in row
@@ -65,11 +68,14 @@ def test_one_run_a_side_gives_no_verdict(tmp_path):
 
 
 def test_nothing_usable_is_one_line_on_stderr(tmp_path):
-    code = "from ladkit_cli.main import app; from ladkit_cli.compare import compare; import sys\n" \
-           "app.command('compare')(compare)\nfrom ladkit_cli.main import main; main()"  # fmt: skip
+    code = (
+        "from ladkit_cli.main import app; from ladkit_cli.compare import compare; import sys\n"
+        "app.command('compare')(compare)\nfrom ladkit_cli.main import main; main()"
+    )
     env = {**os.environ, "COLUMNS": "100"}
-    out = subprocess.run([sys.executable, "-c", code, "compare", str(tmp_path)], capture_output=True, text=True,
-                         env=env, timeout=60)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code, "compare", str(tmp_path)], capture_output=True, text=True, env=env, timeout=60
+    )
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
         f"error: no usable run to compare ({tmp_path}: not a run folder (no config.yaml, meta.json, "

@@ -35,8 +35,12 @@ def test_flags_reach_evaluate_run(monkeypatch, tmp_path):
     assert seen["path"] == tmp_path and seen["ks"] == [1, 2]
     assert (seen["backend"], seen["samples"], seen["prompts"], seen["temperature"]) == ("vllm", 5, 7, 0.7)
     assert (seen["task"], seen["model"], seen["checkpoint"], seen["out"], seen["seed"]) == (
-        "arithmetic", "m", 3, tmp_path / "o", 9,
-    )  # fmt: skip
+        "arithmetic",
+        "m",
+        3,
+        tmp_path / "o",
+        9,
+    )
     assert "eval/pass@1" in result.output and "0.2500" in result.output
 
 

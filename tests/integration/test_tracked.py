@@ -56,8 +56,18 @@ def test_eval_of_the_run_appends_rows_with_sane_values(run):
     rows = [json.loads(line) for line in (run_dir / "eval.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 0] and rows[0] == row and rows[1] == again
     assert row["samples"] == 2 and row["prompts"] == 4
-    for key in ("eval/pass@1", "eval/pass@2", "eval/avg@1", "eval/avg@2", "eval/maj@1", "eval/maj@2",
-                "eval/dist3", "eval/dist4", "eval/self_bleu", "eval/reward_mean"):  # fmt: skip
+    for key in (
+        "eval/pass@1",
+        "eval/pass@2",
+        "eval/avg@1",
+        "eval/avg@2",
+        "eval/maj@1",
+        "eval/maj@2",
+        "eval/dist3",
+        "eval/dist4",
+        "eval/self_bleu",
+        "eval/reward_mean",
+    ):
         assert 0.0 <= row[key] <= 1.0, key
     assert row["eval/pass@2"] >= row["eval/pass@1"]  # pass@k grows with k
     assert row["eval/avg@2"] == pytest.approx(row["eval/pass@1"])  # with n = k = 2 both are c / n

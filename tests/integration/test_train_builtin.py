@@ -113,8 +113,10 @@ def test_resume_continues_exactly(tmp_path):
     assert json.loads((broken / "meta.json").read_text())["resumed"] == 1
     # Per-prompt eval records (what compare pairs across runs): evals at steps 0, 2 and the final 4, 8 held-out
     # prompts each; the crashed step's records are not duplicated by the resume.
-    prompts = {run: [json.loads(line) for line in (run / "eval_prompts.jsonl").read_text().splitlines()]
-               for run in (straight, broken)}  # fmt: skip
+    prompts = {
+        run: [json.loads(line) for line in (run / "eval_prompts.jsonl").read_text().splitlines()]
+        for run in (straight, broken)
+    }
     assert prompts[broken] == prompts[straight] and len(prompts[straight]) == 3 * 8
     assert sorted({r["step"] for r in prompts[straight]}) == [0, 2, 4]
     final = [r for r in prompts[straight] if r["step"] == 4]

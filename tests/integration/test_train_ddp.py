@@ -23,11 +23,13 @@ def run(args: list[str], run_dir: Path, **extra_env: str) -> None:
 def test_two_ranks_match_one_process(tiny_model_path, tmp_path, shared):
     # "false" is the path a GPU takes by default (shared_prompt_pass unset on CUDA): every forward through DDP
     single, double = tmp_path / "single", tmp_path / "double"
-    run([sys.executable, str(HERE / "ddp_train.py"), str(tiny_model_path), str(single)], single,
-        SHARED_PROMPT_PASS=shared)  # fmt: skip
+    run(
+        [sys.executable, str(HERE / "ddp_train.py"), str(tiny_model_path), str(single)],
+        single,
+        SHARED_PROMPT_PASS=shared,
+    )
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29531"]
-    run([*torchrun, str(HERE / "ddp_train.py"), str(tiny_model_path), str(double)], double,
-        SHARED_PROMPT_PASS=shared)  # fmt: skip
+    run([*torchrun, str(HERE / "ddp_train.py"), str(tiny_model_path), str(double)], double, SHARED_PROMPT_PASS=shared)
     one = json.loads((single / "weights_rank0.json").read_text())
     rank0 = json.loads((double / "weights_rank0.json").read_text())
     rank1 = json.loads((double / "weights_rank1.json").read_text())
@@ -46,8 +48,10 @@ def test_two_ranks_match_one_process(tiny_model_path, tmp_path, shared):
     for a, b in zip(rows, rows_single):
         assert a["reward/mean"] == pytest.approx(b["reward/mean"], abs=1e-6)
     # the final evaluation's per-prompt records come from both ranks (2 held-out prompts each), written once
-    prompts = {run: [json.loads(line) for line in (run / "eval_prompts.jsonl").read_text().splitlines()]
-               for run in (single, double)}  # fmt: skip
+    prompts = {
+        run: [json.loads(line) for line in (run / "eval_prompts.jsonl").read_text().splitlines()]
+        for run in (single, double)
+    }
     assert len(prompts[double]) == 4 and {r["example_id"] for r in prompts[double]} == {
         r["example_id"] for r in prompts[single]
     }

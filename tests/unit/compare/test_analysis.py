@@ -125,8 +125,9 @@ def test_one_run_a_side_pairs_pass_at_k_over_prompts(write_rows, tmp_path):
     assert pass2.delta.mean == pytest.approx(0.5) and pass2.verdict == "unclear (prompts)"
     assert pass2.delta.high == pytest.approx(0.5 + 0.918693, abs=1e-6)
     assert comparison.result("lad:js", "reward/mean").verdict == "1 seed"  # a training curve: nothing to pair
-    assert any(n.startswith("'(prompts)': one run a side, so eval/pass@1, eval/pass@2 are compared") for n in
-               comparison.notes)  # fmt: skip
+    assert any(
+        n.startswith("'(prompts)': one run a side, so eval/pass@1, eval/pass@2 are compared") for n in comparison.notes
+    )
 
 
 def _eval_row(step: int, correct: list[int], n: int, **extra) -> dict:
@@ -186,8 +187,10 @@ def test_ladkit_eval_results_over_seeds_take_welch_and_a_missing_run_is_named(wr
 
 def test_ladkit_eval_settings_that_differ_between_runs_are_noted(write_rows, tmp_path):
     # pass@k over 2 samples of 4 prompts and over 4 samples of 2 prompts are not the same measurement.
-    for name, objective, row in (("grpo", "grpo", _eval_row(3, [1, 0, 1, 1], 2, prompts=4, temperature=1.0)),
-                                 ("lad", "lad", _eval_row(3, [2, 1], 4, prompts=2, temperature=1.0))):  # fmt: skip
+    for name, objective, row in (
+        ("grpo", "grpo", _eval_row(3, [1, 0, 1, 1], 2, prompts=4, temperature=1.0)),
+        ("lad", "lad", _eval_row(3, [2, 1], 4, prompts=2, temperature=1.0)),
+    ):
         write_rows(name, objective, [{"step": 3, "reward/mean": 0.1}])
         (tmp_path / name / "eval.jsonl").write_text(json.dumps(row) + "\n")
     notes = run_compare([tmp_path / "grpo", tmp_path / "lad"]).notes
@@ -223,11 +226,16 @@ def test_paired_falls_back_to_welch_with_a_note(make_run, tmp_path):
     make_run("grpo-b", "grpo", [0.5], seed=1)
     make_run("lad-a", "lad", [0.6], seed=0)
     make_run("lad-b", "lad", [0.7], seed=5)  # only seed 0 is shared
-    comparison = run_compare([tmp_path / "grpo-a", tmp_path / "grpo-b", tmp_path / "lad-a", tmp_path / "lad-b"],
-                             metrics=["reward/mean"], paired=True)  # fmt: skip
+    comparison = run_compare(
+        [tmp_path / "grpo-a", tmp_path / "grpo-b", tmp_path / "lad-a", tmp_path / "lad-b"],
+        metrics=["reward/mean"],
+        paired=True,
+    )
     assert comparison.result("lad:js", "reward/mean").delta.basis == "seeds"
-    assert ("--paired: lad:js and the baseline share 1 seed(s); pairing needs 2 or more, so lad:js uses Welch's t"
-            in comparison.notes)  # fmt: skip
+    assert (
+        "--paired: lad:js and the baseline share 1 seed(s); pairing needs 2 or more, so lad:js uses Welch's t"
+        in comparison.notes
+    )
     make_run("lad-c", "lad", [0.8], seed=0)  # seed 0 twice in lad:js: which run pairs with grpo-a?
     comparison = run_compare([tmp_path], metrics=["reward/mean"], paired=True)
     assert any(n.startswith("--paired: a seed appears twice in lad:js") for n in comparison.notes)

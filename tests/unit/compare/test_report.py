@@ -39,8 +39,17 @@ def test_every_tracked_prompt_is_pictured_for_each_group_side_by_side(make_run, 
     tracked = {"grpo-s0": ["p0", "p1"], "lad-s0": [], "lad-s1": ["p2", "p0", "p3", "p4", "p5"]}
     for name, ids in tracked.items():
         folder = make_run(name, name.split("-")[0], [0.1, 0.2], seed=int(name[-1]))
-        rows = [{"step": 0, "example_id": i, "prompt": i, "rewards": [1, 0], "advantage_dist": [0.7, 0.3],
-                 "policy_dist": [0.5, 0.5]} for i in ids]  # fmt: skip
+        rows = [
+            {
+                "step": 0,
+                "example_id": i,
+                "prompt": i,
+                "rewards": [1, 0],
+                "advantage_dist": [0.7, 0.3],
+                "policy_dist": [0.5, 0.5],
+            }
+            for i in ids
+        ]
         (folder / "tracked.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     runs, notes = load_runs([tmp_path])
     comparison = compare_runs(runs, metrics=["reward/mean"], notes=notes)
@@ -52,8 +61,18 @@ def test_every_tracked_prompt_is_pictured_for_each_group_side_by_side(make_run, 
 
 def _track(folder, ids: list[str], steps: int, prompt: str = "p") -> None:
     """tracked.jsonl as the trainer writes it: every tracked prompt once per step."""
-    rows = [{"step": step, "example_id": i, "prompt": prompt, "rewards": [1, 0], "advantage_dist": [0.7, 0.3],
-             "policy_dist": [0.5, 0.5]} for step in range(steps) for i in ids]  # fmt: skip
+    rows = [
+        {
+            "step": step,
+            "example_id": i,
+            "prompt": prompt,
+            "rewards": [1, 0],
+            "advantage_dist": [0.7, 0.3],
+            "policy_dist": [0.5, 0.5],
+        }
+        for step in range(steps)
+        for i in ids
+    ]
     (folder / "tracked.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
