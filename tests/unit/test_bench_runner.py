@@ -26,9 +26,8 @@ def summary():
 def test_headline_rows_come_from_the_results_files(runner):
     results = runner.RESULTS
     (results / "bandit_speed.json").write_text(json.dumps({"train_s_median": 2.4, "command_s_median": 4.9}))
-    (results / "scaling.json").write_text(json.dumps({"slopes": {k: {"step": v} for k, v in
-                                                                 (("group_size", 0.75), ("prompts_per_step", 0.89),
-                                                                  ("max_new_tokens", 0.65))}}))  # fmt: skip
+    slopes = {"group_size": 0.75, "prompts_per_step": 0.89, "max_new_tokens": 0.65}
+    (results / "scaling.json").write_text(json.dumps({"slopes": {k: {"step": v} for k, v in slopes.items()}}))
     (results / "sandbox_speed.json").write_text(json.dumps({"unexpected": 1}))  # another shape: pointed at, no crash
     table = runner.headline_table(results)
     assert "| `bandit_speed.json` | bandit default: training / whole command (s) | 2.40 / 4.90 | < 5 s |" in table

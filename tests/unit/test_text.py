@@ -75,9 +75,17 @@ def test_the_live_dashboard_titles_a_tracked_prompt_by_its_question():
     from ladkit.viz.llm_dashboard import LiveTrainFigures
 
     live = LiveTrainFigures(steps=4, max_tracked=1)
-    record = {"step": 0, "example_id": 0, "prompt": RENDERED["chatml (SmolLM2, Qwen2.5)"], "completions": ["a", "b"],
-              "rewards": [1.0, 0.0], "advantages": [0.7, -0.7], "advantage_dist": [0.6, 0.4],
-              "policy_dist": [0.5, 0.5], "sequence_dist": [0.5, 0.5]}  # fmt: skip
+    record = {
+        "step": 0,
+        "example_id": 0,
+        "prompt": RENDERED["chatml (SmolLM2, Qwen2.5)"],
+        "completions": ["a", "b"],
+        "rewards": [1.0, 0.0],
+        "advantages": [0.7, -0.7],
+        "advantage_dist": [0.6, 0.4],
+        "policy_dist": [0.5, 0.5],
+        "sequence_dist": [0.5, 0.5],
+    }
     live.update({"step": 0, "reward/mean": 0.5, "tracked": [record]})
     # the dashboard's own 48-character titles: the first 45 characters of the question, then "..."
     assert live.tracked.layout.annotations[0].text == QUESTION[:45] + "..."

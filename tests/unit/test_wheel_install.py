@@ -26,19 +26,28 @@ print(json.dumps({"package": ladkit.__file__, "model": str(builtin_model_path())
 def test_wheel_ships_data_and_finds_it(tmp_path):
     wheels, target = tmp_path / "wheels", tmp_path / "site"
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(ROOT)],
-                   check=True, capture_output=True, timeout=300)  # fmt: skip
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (wheel,) = wheels.glob("ladkit-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for name in ("model.safetensors", "config.json", "tokenizer.json", "recipe.json"):
         assert f"ladkit/data/builtin/countdown-char-llama/{name}" in names
     assert {"ladkit/data/code/builtin.jsonl", "ladkit/data/bandit/skewed.csv"} <= names
-    subprocess.run([*pip, "install", "--no-deps", "-q", "--target", str(target), str(wheel)], check=True,
-                   capture_output=True, timeout=300)  # fmt: skip
+    subprocess.run(
+        [*pip, "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     # From a folder outside the checkout, with the installed copy first on the path and no cache to fall back on.
     env = {"PYTHONPATH": str(target), "LADKIT_CACHE": str(tmp_path / "no-cache"), "PATH": "/usr/bin:/bin"}
-    out = subprocess.run([sys.executable, "-c", PROBE], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=120)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     found = json.loads(out.stdout)
     assert found["package"] == str(target / "ladkit" / "__init__.py")

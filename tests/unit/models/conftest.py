@@ -53,9 +53,16 @@ def save_tiny(path: Path, tokenizer, architecture: str, seed: int = 0) -> Path:
 
     ids = {name: getattr(tokenizer, f"{name}_id") for name in ("bos_token", "eos_token", "pad_token")}
     config = tiny_config(
-        architecture, len(tokenizer), hidden=32, layers=2, heads=2, max_positions=64,
-        bos_token_id=ids["bos_token"], eos_token_id=ids["eos_token"], pad_token_id=ids["pad_token"],
-    )  # fmt: skip
+        architecture,
+        len(tokenizer),
+        hidden=32,
+        layers=2,
+        heads=2,
+        max_positions=64,
+        bos_token_id=ids["bos_token"],
+        eos_token_id=ids["eos_token"],
+        pad_token_id=ids["pad_token"],
+    )
     torch.manual_seed(seed)
     AutoModelForCausalLM.from_config(config).save_pretrained(path)
     tokenizer.save_pretrained(path)

@@ -43,7 +43,9 @@ def test_merged_weights_load_into_the_plain_model_and_match_the_adapter(tmp_path
 
 
 def test_dora_is_refused_with_the_fix(tmp_path):
-    peft = get_peft_model(tiny(build_tiny_model(tmp_path, "llama", hidden=32, heads=2, layers=1)),
-                          LoraConfig(r=4, target_modules="all-linear", use_dora=True))  # fmt: skip
+    peft = get_peft_model(
+        tiny(build_tiny_model(tmp_path, "llama", hidden=32, heads=2, layers=1)),
+        LoraConfig(r=4, target_modules="all-linear", use_dora=True),
+    )
     with pytest.raises(LadkitError, match="supports plain LoRA only .* use rollout.vllm_lora_sync=adapter"):
         merged_lora_weights(peft)

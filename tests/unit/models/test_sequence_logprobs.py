@@ -141,9 +141,16 @@ def test_matches_the_sampling_logprobs_of_generate(model_dir):
     batch = tokenizer(["the quick", "a"], return_tensors="pt", padding=True, add_special_tokens=False)
     torch.manual_seed(0)
     out = model.generate(
-        **batch, do_sample=True, temperature=0.8, top_k=0, max_new_tokens=5, min_new_tokens=5,
-        return_dict_in_generate=True, output_logits=True, pad_token_id=tokenizer.pad_token_id,
-    )  # fmt: skip
+        **batch,
+        do_sample=True,
+        temperature=0.8,
+        top_k=0,
+        max_new_tokens=5,
+        min_new_tokens=5,
+        return_dict_in_generate=True,
+        output_logits=True,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     response = out.sequences[:, batch["input_ids"].shape[1] :]  # [N, T]
     step_logits = torch.stack(out.logits, dim=1).double() / 0.8  # [N, T, V]
     expected = torch.log_softmax(step_logits, -1).gather(-1, response.unsqueeze(-1)).squeeze(-1)  # [N, T]

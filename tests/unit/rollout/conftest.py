@@ -96,8 +96,9 @@ def vllm_merged(tiny_eos_path, tokenizer, peft_model):
     require_vllm()
     from ladkit.rollout import make_backend
 
-    backend = make_backend("vllm", peft_model, tokenizer, model_path=tiny_eos_path, lora_rank=8, lora_sync="merged",
-                           **ENGINE_OPTIONS)  # fmt: skip
+    backend = make_backend(
+        "vllm", peft_model, tokenizer, model_path=tiny_eos_path, lora_rank=8, lora_sync="merged", **ENGINE_OPTIONS
+    )
     yield backend
     backend.close()
 

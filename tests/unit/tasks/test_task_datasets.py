@@ -88,11 +88,26 @@ def test_gsm8k_preset_reads_the_hub_by_id(monkeypatch):
 
 
 def test_math500_preset_is_eval_only(tmp_path, scorer):
-    rows = [{"problem": "Simplify $\\frac{2}{4}$.", "solution": "...", "answer": "\\frac{1}{2}", "subject": "Algebra",
-             "level": 1, "unique_id": "test/algebra/1.json"}] + [
-        {"problem": f"What is {i}+{i}?", "solution": "...", "answer": str(2 * i), "subject": "Prealgebra", "level": 1,
-         "unique_id": f"test/prealgebra/{i}.json"} for i in range(9)
-    ]  # fmt: skip
+    rows = [
+        {
+            "problem": "Simplify $\\frac{2}{4}$.",
+            "solution": "...",
+            "answer": "\\frac{1}{2}",
+            "subject": "Algebra",
+            "level": 1,
+            "unique_id": "test/algebra/1.json",
+        }
+    ] + [
+        {
+            "problem": f"What is {i}+{i}?",
+            "solution": "...",
+            "answer": str(2 * i),
+            "subject": "Prealgebra",
+            "level": 1,
+            "unique_id": f"test/prealgebra/{i}.json",
+        }
+        for i in range(9)
+    ]
     task = DatasetTask(write_parquet(tmp_path / "test.parquet", rows), preset="math500", scorer=scorer)
     assert task.train_examples() == [] and len(task.eval_examples()) == 10
     first = task.eval_examples()[0]
@@ -113,8 +128,10 @@ def test_dapo_preset_keeps_messages_and_nested_answer(tmp_path, scorer):
 
 
 def test_aime_preset_with_integer_answers(tmp_path):
-    rows = [{"id": 60 + i, "problem": f"Find {i}.", "solution": "...", "answer": i, "url": "u", "year": "2024"}
-            for i in range(5)]  # fmt: skip
+    rows = [
+        {"id": 60 + i, "problem": f"Find {i}.", "solution": "...", "answer": i, "url": "u", "year": "2024"}
+        for i in range(5)
+    ]
     task = DatasetTask(write_jsonl(tmp_path / "aime.jsonl", rows), preset="aime")
     assert [e.answer for e in task.eval_examples()] == ["0", "1", "2", "3", "4"]
 

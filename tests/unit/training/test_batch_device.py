@@ -28,9 +28,15 @@ def test_to_moves_every_tensor_field():
     tensor_fields = [f.name for f in dataclasses.fields(batch) if isinstance(getattr(batch, f.name), torch.Tensor)]
     # every tensor the dataclass declares is present here (valid too: one reward is NaN)
     assert set(tensor_fields) == {
-        "input_ids", "attention_mask", "response_mask", "sampler_logprobs", "rewards", "advantages",
-        "group_index", "valid",
-    }  # fmt: skip
+        "input_ids",
+        "attention_mask",
+        "response_mask",
+        "sampler_logprobs",
+        "rewards",
+        "advantages",
+        "group_index",
+        "valid",
+    }
     moved = batch.to(torch.device("meta"))
     assert {name: getattr(moved, name).device.type for name in tensor_fields} == dict.fromkeys(tensor_fields, "meta")
     assert moved.records and moved.prompt_length == 2  # non-tensors untouched

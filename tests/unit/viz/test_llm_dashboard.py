@@ -40,8 +40,14 @@ def tracked_prompt(step: int, example_id: int, g: int = 4) -> dict:
 
 
 def row(step: int, tracked: list[dict] | None = None, **extra: float) -> dict:
-    out = {"step": step, "reward/mean": 0.1 * step, "policy/entropy": 2.0 - 0.1 * step, "loss/value": -0.5 * step,
-           "diversity/distinct_correct": float(step), **extra}  # fmt: skip
+    out = {
+        "step": step,
+        "reward/mean": 0.1 * step,
+        "policy/entropy": 2.0 - 0.1 * step,
+        "loss/value": -0.5 * step,
+        "diversity/distinct_correct": float(step),
+        **extra,
+    }
     if tracked is not None:
         out["tracked"] = tracked
     return out
