@@ -45,13 +45,13 @@ MAIN = {
     "flowrl": ["--objective", "flowrl"],
 }
 KNOBS = {
-    "lad-js-inv_eta1": ["--objective", "lad", "--divergence", "js", "--inv-eta", "1"],
-    "lad-js-inv_eta16": ["--objective", "lad", "--divergence", "js", "--inv-eta", "16"],
+    "lad-js-inv_eta1": ["--objective", "lad", "--divergence", "js", "--set", "lad.inv_eta=1"],
+    "lad-js-inv_eta16": ["--objective", "lad", "--divergence", "js", "--set", "lad.inv_eta=16"],
     "lad-js-token": ["--objective", "lad", "--divergence", "js", "--set", "lad.level=token"],
     # Sequence-level LAD-js's gradient norm averages 2.5 against GRPO's 0.22 and is clipped at 1, so at equal lr its
     # steps are larger: its KL to pi_old per step is 5.8x GRPO's at 5e-4 and 0.11x at 1e-4. 2e-4 is about GRPO's.
-    "lad-js-lr1e-4": ["--objective", "lad", "--divergence", "js", "--lr", "1e-4"],
-    "lad-js-lr2e-4": ["--objective", "lad", "--divergence", "js", "--lr", "2e-4"],
+    "lad-js-lr1e-4": ["--objective", "lad", "--divergence", "js", "--set", "optim.lr=1e-4"],
+    "lad-js-lr2e-4": ["--objective", "lad", "--divergence", "js", "--set", "optim.lr=2e-4"],
 }
 KNOB_REPORT = ("grpo", "lad-js", *KNOBS)  # the sweep is read against GRPO and LAD-js at its defaults
 COMMON = ["--no-live", "--set", "eval_samples=8"]

@@ -12,24 +12,19 @@ def train(
     config: str | None = typer.Option(
         None, "--config", "-c", help="Preset name (default, gsm8k-qwen0.5b, paper-math) or a YAML file."
     ),
-    set_: list[str] = typer.Option([], "--set", help="Override any config key: --set lad.inv_eta=4 (repeatable)."),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Any config key, e.g. --set lad.inv_eta=4 --set optim.lr=1e-4 (repeatable)."
+    ),
     model: str | None = typer.Option(None, help="Hub id, local path, or 'builtin'."),
     lora: bool | None = typer.Option(None, "--lora/--no-lora", help="Train a LoRA adapter (default) or all weights."),
-    lora_rank: int | None = typer.Option(None, help="LoRA rank."),
-    lora_alpha: float | None = typer.Option(None, help="LoRA alpha."),
-    lora_dropout: float | None = typer.Option(None, help="LoRA dropout."),
-    target_modules: str | None = typer.Option(None, help="'all-linear' or comma-separated module names."),
     objective: str | None = typer.Option(None, help="lad, grpo or flowrl."),
     divergence: str | None = typer.Option(None, help="LAD divergence: kl, rkl, jf, tv, hd, js."),
-    eta: float | None = typer.Option(None, help="LAD temperature eta."),
-    inv_eta: float | None = typer.Option(None, help="LAD 1/eta (the paper's knob)."),
     task: str | None = typer.Option(None, help="Task: countdown, arithmetic, dataset, ..."),
     dataset: str | None = typer.Option(None, help="Hugging Face data set id or local JSONL/parquet (task 'dataset')."),
     backend: str | None = typer.Option(None, help="Rollout backend: hf or vllm."),
     steps: int | None = typer.Option(None, help="RL steps."),
     group_size: int | None = typer.Option(None, "--group-size", "-g", help="Completions per prompt (G)."),
     prompts_per_step: int | None = typer.Option(None, help="Prompts per step (B, global)."),
-    lr: float | None = typer.Option(None, help="Peak learning rate."),
     seed: int | None = typer.Option(None, help="Seed."),
     run_dir: Path | None = typer.Option(None, help="Run folder (default: runs/<objective>-<task>-s<seed>-<time>)."),
     resume: Path | None = typer.Option(None, help="Continue the run in this folder from its last checkpoint."),
@@ -43,12 +38,9 @@ def train(
     if resume is not None:
         return _resume(resume, live)
     flags = {
-        "model.name_or_path": model, "model.lora": lora, "model.lora_rank": lora_rank, "model.lora_alpha": lora_alpha,
-        "model.lora_dropout": lora_dropout, "model.target_modules": _modules(target_modules), "objective": objective,
-        "lad.divergence": divergence, "lad.eta": eta, "lad.inv_eta": None if eta is not None else inv_eta,
-        "task.name": task and task.replace("-", "_"), "task.dataset": dataset, "rollout.backend": backend,
-        "steps": steps,
-        "group_size": group_size, "prompts_per_step": prompts_per_step, "optim.lr": lr, "seed": seed,
+        "model.name_or_path": model, "model.lora": lora, "objective": objective, "lad.divergence": divergence,
+        "task.name": task and task.replace("-", "_"), "task.dataset.path": dataset, "rollout.backend": backend,
+        "steps": steps, "group_size": group_size, "prompts_per_step": prompts_per_step, "seed": seed,
         "tensorboard": tensorboard,
     }  # fmt: skip
     if dataset is not None and task is None:
@@ -59,17 +51,11 @@ def train(
     _run(resolved, run_dir or _default_run_dir(resolved), resume=False, live=live)
 
 
-def _modules(value: str | None):
-    if value is None or value == "all-linear":
-        return value
-    return [m.strip() for m in value.split(",") if m.strip()]
-
-
 def _default_run_dir(config) -> Path:
     from ladkit.runs import run_name, unique_path
 
     what = config.objective if config.objective != "lad" else f"lad_{config.lad.divergence}"
-    task = config.task.preset or config.task.name
+    task = config.task.dataset.preset or config.task.name
     return unique_path(Path("runs") / run_name(what, task, f"s{config.seed}"))
 
 

@@ -4,6 +4,11 @@
 an unknown key or a wrong type is a one-line `LadkitError` naming the dotted key and what is allowed.
 Dataclasses validate their own values in `__post_init__`. `to_dict` is the inverse, written into the run
 folder as config.yaml, so `build(cls, to_dict(c)) == c` (a test checks the round trip).
+
+Sections: a nested dataclass field is a section. A partial section starts from the field's own default
+(the bandit's `lad` section defaults to 1/eta = 2, not LADConfig's 4), then the given keys. A dataclass may
+declare `MOVED = {"old_key": "section.new_key"}` (a ClassVar): an old key is then an error naming the new
+one, and `move_keys` rewrites old keys for files written before the move (a run folder's config.yaml).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import dataclasses
 import math
 import types
 import typing
+from importlib import resources
 from pathlib import Path
 from typing import Any, Union
 
@@ -33,16 +39,68 @@ def build(cls: type, data: dict[str, Any] | None, prefix: str = "") -> Any:
         )
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    _check_moved(cls, data, hints, prefix)
     unknown = sorted(set(data) - set(fields), key=str)  # YAML keys may be ints, None, ...: order them as text
     if unknown:
         where = f" in {prefix.rstrip('.')}" if prefix else ""
         name = unknown[0] if isinstance(unknown[0], str) and unknown[0].isprintable() else _show(unknown[0])
         raise LadkitError(f"unknown config key {prefix}{name}{where}; valid keys: {', '.join(fields)}")
-    values = {name: _coerce(hints[name], data[name], prefix + name) for name in fields if name in data}
+    values = {
+        name: _coerce(hints[name], _with_section_default(fields[name], data[name]), prefix + name)
+        for name in fields
+        if name in data
+    }
     try:
         return cls(**values)
     except LadkitError as err:
-        raise LadkitError(f"{prefix.rstrip('.') + ': ' if prefix else ''}{err}") from None
+        where = prefix.rstrip(".")
+        named = not prefix or str(err).startswith(where)  # the message already names the full key
+        raise _same_kind(err, str(err) if named else f"{where}: {err}") from None
+
+
+def _same_kind(err: LadkitError, message: str) -> LadkitError:
+    """`err`'s class with `message` (an unknown divergence stays an UnknownNameError under its section's name)."""
+    try:
+        return type(err)(message)
+    except TypeError:  # a subclass with another signature
+        return LadkitError(message)
+
+
+def _check_moved(cls: type, data: dict[str, Any], hints: dict[str, Any], prefix: str) -> None:
+    """An old key (or an old scalar where a section now stands) is an error naming its new home."""
+    for old, new in getattr(cls, "MOVED", {}).items():
+        section_now = old in hints and dataclasses.is_dataclass(hints[old])
+        if old in data and (old not in hints or section_now and not isinstance(data[old], dict)):
+            raise LadkitError(f"config key {prefix}{old} is now {prefix}{new}; rename it in the YAML file or --set")
+
+
+def _with_section_default(field: dataclasses.Field, value: Any) -> Any:
+    """A section given in part starts from the field's default instance (its defaults may differ from the class's)."""
+    if field.default_factory is dataclasses.MISSING or not isinstance(value, dict):
+        return value
+    default = field.default_factory()
+    if not dataclasses.is_dataclass(default):
+        return value
+    settable = {f.name for f in dataclasses.fields(default) if f.init}
+    return merge({key: v for key, v in to_dict(default).items() if key in settable}, value)
+
+
+def move_keys(data: dict[str, Any], moves: dict[str, str]) -> dict[str, Any]:
+    """`data` with each old key of `moves` (e.g. `{"prompt_field": "dataset.prompt_field"}`) put at its new dotted
+    place, unless the new place is already set. An old key that names a section now (`dataset`) is moved only
+    when it holds a value, not a mapping (then it is already in the new layout)."""
+    out = _deep_copy(data)
+    sections = {old for old, new in moves.items() if new.startswith(old + ".")}  # `dataset` -> `dataset.path`
+    moved = {old: out.pop(old) for old in moves if old in out and not (old in sections and isinstance(out[old], dict))}
+    for old, value in moved.items():
+        *parents, leaf = moves[old].split(".")
+        node = out
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node.setdefault(leaf, value)
+    return out
 
 
 def _coerce(hint: Any, value: Any, key: str) -> Any:
@@ -149,6 +207,24 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def preset_names(folder: str = "") -> list[str]:
+    """The YAML presets shipped in ladkit/presets/<folder> (train's at the top, the bandit's in bandit/)."""
+    root = resources.files("ladkit.presets").joinpath(folder) if folder else resources.files("ladkit.presets")
+    return sorted(p.name[: -len(".yaml")] for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_preset(name_or_path: str, folder: str = "") -> dict[str, Any]:
+    """A preset by name (ladkit/presets/<folder>/NAME.yaml) or a YAML file by path."""
+    if Path(name_or_path).suffix in (".yaml", ".yml") or "/" in name_or_path:
+        return load_yaml(name_or_path)
+    names = preset_names(folder)
+    if name_or_path not in names:
+        raise LadkitError(f"unknown preset {name_or_path!r}; presets: {', '.join(names)}; or give a YAML path")
+    root = resources.files("ladkit.presets").joinpath(folder) if folder else resources.files("ladkit.presets")
+    with resources.as_file(root / f"{name_or_path}.yaml") as path:
+        return load_yaml(path)
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply `a.b=c` overrides (c parsed as YAML: 3 -> int, 1e-4 -> float, [a, b] -> list, null -> None)."""
     data = _deep_copy(data)
@@ -169,6 +245,20 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             node = child
         node[parts[-1]] = value
     return data
+
+
+def nest_flags(flags: dict[str, Any]) -> dict[str, Any]:
+    """Command-line flags by dotted key (`{"lad.divergence": "kl"}`) as a nested mapping; None = not given."""
+    out: dict[str, Any] = {}
+    for key, value in flags.items():
+        if value is None:
+            continue
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
 
 
 def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ stays fixed multiplies the policy by exp(A/eta) again and again, so LAD collapse
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
@@ -22,7 +22,7 @@ from ladkit.advantages import compute_advantages
 from ladkit.bandit.config import BanditConfig, label, parse_objective
 from ladkit.bandit.metrics import Modes, entropy, find_modes, tv_distance
 from ladkit.bandit.shapes import make_advantages
-from ladkit.objectives import make_config, objective_loss
+from ladkit.objectives import FlowRLConfig, make_config, objective_loss
 
 
 @dataclass
@@ -88,14 +88,15 @@ class Adam:
 
 
 def objective_config(config: BanditConfig, spec: str):
-    """The objective's own config for a bandit entry (LAD divergence/eta, GRPO clip, FlowRL beta)."""
-    name, divergence = parse_objective(spec, config.divergence)
+    """The objective's own config for a bandit entry: its section of `config` ('lad:kl' swaps LAD's divergence;
+    FlowRL unset aims at LAD's target: beta = 1/eta, no importance clip)."""
+    name, divergence = parse_objective(spec, config.lad.divergence)
     if name == "lad":
-        return name, make_config("lad", divergence=divergence, eta=config.eta, inv_eta=config.inv_eta)
-    if name == "grpo":
-        eps = config.grpo_clip if config.grpo_clip is not None else float("inf")
-        return name, make_config("grpo", epsilon_low=min(eps, 1.0), epsilon_high=eps)
-    return name, make_config("flowrl", beta=config.flowrl_beta or config.inverse_temperature, importance_clip=None)
+        return name, replace(config.lad, divergence=divergence)
+    if name == "flowrl" and config.flowrl is None:
+        return name, FlowRLConfig(beta=config.inverse_temperature, importance_clip=None)
+    section = getattr(config, name, None)
+    return name, section if section is not None else make_config(name)
 
 
 def state_metrics(probs: torch.Tensor, target: torch.Tensor, modes: Modes) -> dict[str, float]:
@@ -120,7 +121,7 @@ def train_one(
 ) -> BanditRun:
     """Train one objective on the bandit; every `log_every` steps a metrics row goes to `on_row`."""
     name, objective = objective_config(config, spec)
-    tag = label(spec, config.divergence)
+    tag = label(spec, config.lad.divergence)
     k = config.num_arms
     generator = torch.Generator().manual_seed(config.seed)
     logits = torch.zeros(k, requires_grad=True)  # [K] uniform start

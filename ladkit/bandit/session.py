@@ -16,7 +16,7 @@ from ladkit.runs import RunWriter, run_name, unique_path
 
 
 def default_run_dir(config: BanditConfig, root: str | Path = "runs") -> Path:
-    labels = [label(spec, config.divergence) for spec in config.objectives]
+    labels = [label(spec, config.lad.divergence) for spec in config.objectives]
     pi_old = "fixed" if config.refresh_every is None else f"refresh{config.refresh_every}"
     return unique_path(Path(root) / run_name("bandit", *labels, config.shape, pi_old, f"s{config.seed}"))
 
@@ -37,7 +37,7 @@ def run_and_record(
             from ladkit.bandit.live import BanditLiveView
 
             _, target = bandit_target(config)
-            labels = [label(spec, config.divergence) for spec in config.objectives]
+            labels = [label(spec, config.lad.divergence) for spec in config.objectives]
             with BanditLiveView(target, labels, config.steps) as view:
                 both = view if callback is None else _chain(view, callback)
                 result = run_bandit(config, both, callback_every, on_row=writer.log)

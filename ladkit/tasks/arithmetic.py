@@ -13,11 +13,26 @@ Held-out problems come from a distant generator seed and are deduplicated agains
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 from ladkit.errors import LadkitError
 from ladkit.tasks.base import Example, GeneratedSplits, RewardResult
 from ladkit.tasks.mathverify import MathVerifyScorer, extract_answer, first_line
+
+
+@dataclass
+class ArithmeticConfig:
+    """The `task.arithmetic` section, read by the arithmetic and gsm_symbolic tasks."""
+
+    generator_options: dict[str, Any] = field(default_factory=dict)
+    """Extra reasoning-gym generator settings, e.g. {max_digits: 3} (on top of the small defaults below)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.generator_options, dict):
+            raise LadkitError(f"task.arithmetic.generator_options must be a mapping, got {self.generator_options!r}")
+
 
 # Small problems by default, so the built-in character-level model can learn them; widen via options.
 DEFAULT_OPTIONS = {

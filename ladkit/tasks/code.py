@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from ladkit.errors import LadkitError
@@ -27,6 +28,24 @@ from ladkit.tasks.code_data import CODE_PRESETS, CONVERTERS, CodeRow
 from ladkit.tasks.datasets import DatasetTask, _prompt_key, _Split, check_field, read_rows
 
 REWARD_MODES = ("fraction", "all")
+
+
+@dataclass
+class CodeConfig:
+    """The `task.code` section, read by every code task (data comes from `task.dataset`, as for maths data)."""
+
+    reward_mode: str = "fraction"
+    """'fraction' (share of tests passed) or 'all' (1 only when every test passes)."""
+    memory_mb: int = 512
+    """Address-space limit per test execution in MiB (task.reward_timeout_s is its wall-clock limit)."""
+
+    def __post_init__(self) -> None:
+        if self.reward_mode not in REWARD_MODES:
+            raise LadkitError(f"task.code.reward_mode must be 'fraction' or 'all', got {self.reward_mode!r}")
+        if self.memory_mb < 64:
+            raise LadkitError(f"task.code.memory_mb must be >= 64 (Python itself needs ~30), got {self.memory_mb}")
+
+
 _FENCE = re.compile(r"```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)```", re.DOTALL)
 _OPEN_PYTHON = re.compile(r"```[ \t]*(?:python|py|python3)[ \t]*\n(.*)\Z", re.DOTALL | re.IGNORECASE)
 STDIN_INSTRUCTION = (
@@ -134,7 +153,7 @@ class CodeTask(DatasetTask):
         base = CODE_PRESETS[preset]
         source = dataset or base.dataset
         if not source:
-            raise LadkitError(f"task.dataset is required for task {preset!r} (a hub id or a local .jsonl file)")
+            raise LadkitError(f"task.dataset.path is required for task {preset!r} (a hub id or a local .jsonl file)")
         # A local stand-in file has one split: rows are held out unless an eval split or file is given.
         local = Path(source).expanduser().is_file()
         eval_split = eval_split if eval_split is not None or local else base.eval_split

@@ -17,12 +17,33 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
+from typing import Any
 
 from ladkit.errors import LadkitError
 from ladkit.tasks.base import Example, GeneratedSplits, Message, RewardResult
 from ladkit.tasks.expressions import BinOp, ExpressionError, Node, Num, canonical, evaluate, literals, parse_expression
+
+MAX_NUMBERS = 6  # reasoning-gym's generator slows down and answers stop fitting short completions
+
+
+@dataclass
+class CountdownConfig:
+    """The `task.countdown` section: how countdown problems are generated."""
+
+    num_numbers: int = 4
+    """Numbers per problem (4 gives several distinct solutions per problem; 3 usually one)."""
+    generator_options: dict[str, Any] = field(default_factory=dict)
+    """Extra reasoning-gym countdown settings, e.g. {max_target: 100}."""
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.num_numbers <= MAX_NUMBERS:
+            raise LadkitError(f"task.countdown.num_numbers must be in 2..{MAX_NUMBERS}, got {self.num_numbers}")
+        if not isinstance(self.generator_options, dict):
+            raise LadkitError(f"task.countdown.generator_options must be a mapping, got {self.generator_options!r}")
+
 
 # docs/design.md 9: values 1-10 and targets 10-40 give 4-number problems a median of 5 distinct solutions.
 DEFAULT_GENERATOR = {"min_value": 1, "max_value": 10, "min_target": 10, "max_target": 40}

@@ -55,6 +55,41 @@ PRESETS = {
 }
 
 
+@dataclass
+class DatasetConfig:
+    """The `task.dataset` section: where a data set's rows come from and what their fields are called (maths
+    data sets and code tasks)."""
+
+    path: str | None = None
+    """A hub id (datasets.load_dataset) or a local .jsonl / .json / .parquet / .csv file."""
+    config_name: str | None = None
+    """The hub data set's config name (gsm8k: 'main')."""
+    split: str | None = None
+    """Training split (None: the preset's, else 'train'); ignored for a local file."""
+    eval_split: str | float | None = None
+    """Eval split name, a local file, or a fraction in (0, 1) held out (None: the preset's, else eval_size rows)."""
+    prompt_field: str | None = None
+    """Field holding the prompt (text, or a list of chat messages); dotted paths reach nested fields."""
+    answer_field: str | None = None
+    """Field holding the gold answer, e.g. reward_model.ground_truth (code tasks: the tests)."""
+    preset: str | None = None
+    """Named data set schema: gsm8k, math500, dapo_math or aime (fills path, fields and splits)."""
+    max_skipped_fraction: float = 0.5
+    """The run refuses to start when more than this share of a split's rows cannot be used (no prompt or answer
+    where the field mapping points, or no usable tests); unusable rows below it are skipped and counted."""
+
+    def __post_init__(self) -> None:
+        for key in ("path", "config_name", "split", "prompt_field", "answer_field"):
+            if getattr(self, key) is not None and not str(getattr(self, key)).strip():
+                raise LadkitError(f"task.dataset.{key} is an empty string; give a value or leave it unset (null)")
+        if isinstance(self.eval_split, float) and not 0 < self.eval_split < 1:
+            raise LadkitError(f"task.dataset.eval_split as a fraction must be in (0, 1), got {self.eval_split}")
+        if self.preset is not None and self.preset not in PRESETS:
+            raise LadkitError(f"task.dataset.preset {self.preset!r} is unknown; valid presets: {', '.join(PRESETS)}")
+        if not 0 <= self.max_skipped_fraction <= 1:
+            raise LadkitError(f"task.dataset.max_skipped_fraction must be in [0, 1], got {self.max_skipped_fraction}")
+
+
 # ------------------------------------------------------------------------------------------------ reading
 
 
@@ -214,7 +249,7 @@ class DatasetTask:
             raise LadkitError(f"unknown data set preset {preset!r}; valid presets: {', '.join(PRESETS)}")
         base = PRESETS[preset] if preset else None
         if dataset is None and base is None:
-            raise LadkitError("task.dataset is required (a hub id or a local file) unless task.preset is set")
+            raise LadkitError("task.dataset.path is required (a hub id or a local file) unless a preset is set")
         if prompt_style not in ("compact", "chat"):
             raise LadkitError(f"dataset: prompt_style must be 'compact' or 'chat', got {prompt_style!r}")
         self.source = dataset or base.dataset
@@ -263,7 +298,7 @@ class DatasetTask:
         if total and skipped > self.max_skipped_fraction * total:
             raise LadkitError(
                 f"{skipped} of {total} rows of {source} could not be used (no usable {self.prompt_field!r} or "
-                f"{self.answer_field!r}); fix the data or the field mapping, or raise task.max_skipped_fraction"
+                f"{self.answer_field!r}); fix the data or the field mapping, or raise task.dataset.max_skipped_fraction"
             )
 
     def _styled(self, prompt: str | list[Message]) -> str | list[Message]:
@@ -282,7 +317,7 @@ class DatasetTask:
         except (TypeError, ValueError):
             return None
         if not 0 < fraction < 1:
-            raise LadkitError(f"task.eval_split as a fraction must be in (0, 1), got {self.eval_split}")
+            raise LadkitError(f"task.dataset.eval_split as a fraction must be in (0, 1), got {self.eval_split}")
         return fraction
 
     def _split_examples(self) -> tuple[list[Example], list[Example]]:
@@ -309,7 +344,7 @@ class DatasetTask:
         is_file = Path(split).expanduser().is_file()
         if Path(self.source).expanduser().is_file() and not is_file:
             raise LadkitError(
-                f"task.eval_split {split!r}: a local file has one split; give a fraction in (0, 1) or another file"
+                f"task.dataset.eval_split {split!r}: a local file has one split; give a fraction in (0, 1) or a file"
             )
         evaluation = self._load(split if is_file else self.source, "eval" if is_file else split)
         eval_keys = {_prompt_key(e.prompt) for e in evaluation.examples}

@@ -153,4 +153,9 @@ def read_config(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "config.yaml"
     if not path.is_file():
         raise LadkitError(f"{run_dir} is not a ladkit run (no config.yaml); give the run folder to resume")
-    return yaml.safe_load(path.read_text()) or {}
+    data = yaml.safe_load(path.read_text()) or {}
+    if isinstance(data, dict) and isinstance(data.get("task"), dict):  # a run from before the task sections
+        from ladkit.tasks import upgrade_task_section
+
+        data["task"] = upgrade_task_section(data["task"])
+    return data

@@ -18,27 +18,29 @@ from __future__ import annotations
 
 import html
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ladkit.bandit.config import BanditConfig, label
+from ladkit.bandit.config import SHORT_NAMES, BanditConfig, label, nested_settings, resolve_bandit
 from ladkit.bandit.experiment import BanditProgress, BanditResult, bandit_target, format_summary
 from ladkit.bandit.figure import COLOURS, TARGET_COLOUR, describe
 from ladkit.bandit.session import default_run_dir, run_and_record
 from ladkit.bandit.shapes import SHAPES
+from ladkit.config import build, merge, to_dict
 from ladkit.errors import LadkitError
 from ladkit.objectives import DIVERGENCES, OBJECTIVES
 from ladkit.viz.widgets import WidgetDashboard, require_widgets
 
-CONFIG_FIELDS = {f.name for f in fields(BanditConfig)}
+CONFIG_FIELDS = {f.name for f in fields(BanditConfig)} | set(SHORT_NAMES) | {"grpo_clip"}
 
 
 def check_fields(settings: dict[str, Any]) -> None:
-    """Settings passed by name must be BanditConfig fields (a typo is an error, not a silent default)."""
+    """Settings passed by name must be BanditConfig fields or the CLI's short names (divergence, eta, inv_eta,
+    grpo_clip); a typo is an error, not a silent default."""
     unknown = sorted(set(settings) - CONFIG_FIELDS)
     if unknown:
         valid = ", ".join(sorted(CONFIG_FIELDS))
@@ -69,7 +71,7 @@ class LiveBanditFigure:
     """A FigureWidget for one run: distribution panels (one per objective) over TV and entropy curves."""
 
     def __init__(self, config: BanditConfig):
-        self.labels = [label(spec, config.divergence) for spec in config.objectives]
+        self.labels = [label(spec, config.lad.divergence) for spec in config.objectives]
         _, self.target = bandit_target(config)  # [K] P_A (docs/design.md 2.1)
         self.cols = max(len(self.labels), 2)
         self.traces: dict[str, TraceIds] = {}
@@ -163,8 +165,8 @@ class BanditDashboard(WidgetDashboard):
     def __init__(self, run_root: str | Path = "runs", callback_every: int = 50, **defaults: Any):
         self._ipw = require_widgets()
         check_fields(defaults)
-        start = BanditConfig(**defaults)  # bad values fail here, before any widget
-        self.hidden = asdict(start)  # fields without a control (estimator, grpo_clip, table, ...) keep these
+        start = resolve_bandit(None, [], defaults)  # bad values fail here, before any widget
+        self.hidden = to_dict(start)  # settings without a control (estimator, grpo, table, ...) keep these
         self.run_root = Path(run_root)
         self.controls = make_controls(self._ipw, start, callback_every)
         self.live = LiveBanditFigure(self.config())
@@ -201,7 +203,7 @@ class BanditDashboard(WidgetDashboard):
     def config(self, **overrides: Any) -> BanditConfig:
         """The BanditConfig the controls describe, with `overrides` (BanditConfig fields) on top."""
         check_fields(overrides)
-        return BanditConfig(**{**self.hidden, **config_values(self.controls), **overrides})
+        return build(BanditConfig, merge(self.hidden, nested_settings({**config_values(self.controls), **overrides})))
 
     def run(
         self, run_dir: str | Path | None = None, show: bool = False, callback_every: int | None = None, **overrides: Any
@@ -260,7 +262,9 @@ def make_controls(widgets: Any, start: BanditConfig, callback_every: int) -> dic
         "objectives": widgets.SelectMultiple(
             options=objective_choices(), value=tuple(start.objectives), rows=7, description="objectives", style=wide
         ),
-        "divergence": widgets.Dropdown(options=DIVERGENCES.names(), value=start.divergence, description="divergence"),
+        "divergence": widgets.Dropdown(
+            options=DIVERGENCES.names(), value=start.lad.divergence, description="divergence"
+        ),
         "inv_eta": log_slider(widgets, start.inverse_temperature, -1.0, 1.5, 0.01, "1/eta"),
         "num_arms": widgets.IntSlider(value=start.num_arms, min=2, max=max(200, start.num_arms), description="K arms"),
         "shape": widgets.Dropdown(options=shapes, value=start.shape, description="advantage"),

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from ladkit.config import preset_names
 from ladkit.errors import LadkitError
 from ladkit.models.loading import DTYPES
 from ladkit.objectives import DIVERGENCES, OBJECTIVES
 from ladkit.rollout import BACKENDS
 from ladkit.tasks import PROMPT_STYLES, TASKS
 from ladkit.training.config import TrainConfig
-from ladkit.training.resolve import preset_names
 
 # Control name -> the dotted TrainConfig key it sets (what `resolve` takes as a flag).
 CONTROL_KEYS = {
@@ -65,9 +65,9 @@ def flags_of(values: dict[str, Any]) -> dict[str, Any]:
 
 def task_overrides(values: dict[str, Any]) -> list[str]:
     """Overrides a chosen task implies: any task but 'dataset' drops the preset's data set preset (gsm8k-qwen0.5b
-    sets task.preset gsm8k; choosing countdown or math500 must not keep it)."""
+    sets task.dataset.preset gsm8k; choosing countdown or math500 must not keep it)."""
     task = values.get("task")
-    return ["task.preset=null"] if task is not None and task != "dataset" else []
+    return ["task.dataset.preset=null"] if task is not None and task != "dataset" else []
 
 
 def control_values_of(config: TrainConfig) -> dict[str, Any]:

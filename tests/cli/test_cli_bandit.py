@@ -43,23 +43,46 @@ def test_flags_are_forwarded_to_the_library(monkeypatch, tmp_path):
             "--no-live"]  # fmt: skip
     CliRunner().invoke(app, args)
     c = seen["config"]
-    assert c.objectives == ["lad:kl", "grpo", "flowrl"] and c.divergence == "hd" and c.eta == 0.5
+    assert c.objectives == ["lad:kl", "grpo", "flowrl"] and c.lad.divergence == "hd" and c.lad.eta == 0.5
     assert (c.num_arms, c.shape, c.mode, c.group_size, c.estimator) == (7, "bimodal", "sampled", 4, "rloo")
-    assert (c.refresh_every, c.steps, c.lr, c.seed, c.grpo_clip) == (3, 11, 0.01, 9, 0.3)
+    assert (c.refresh_every, c.steps, c.lr, c.seed) == (3, 11, 0.01, 9)
+    assert (c.grpo.epsilon_low, c.grpo.epsilon_high) == (0.3, 0.3)  # --grpo-clip sets both
     assert seen["run_dir"] == tmp_path / "r" and seen["live"] is False
+
+
+def test_config_and_set_are_forwarded_under_the_flags(monkeypatch, tmp_path):
+    seen = {}
+    monkeypatch.setattr("ladkit.bandit.session.run_and_record", lambda config, run_dir, live: seen.update(c=config))
+    path = tmp_path / "bandit.yaml"
+    path.write_text("num_arms: 12\nsteps: 30\nobjectives: [lad, flowrl]\nlad: {divergence: kl, inv_eta: 4.0}\n")
+    args = ["bandit", "--config", str(path), "--set", "steps=40", "--set", "flowrl.beta=3", "--steps", "50",
+            "--divergence", "tv", "--no-live"]  # fmt: skip
+    CliRunner().invoke(app, args)
+    c = seen["c"]  # YAML, then --set, then the flags
+    assert (c.num_arms, c.steps, c.objectives) == (12, 50, ["lad", "flowrl"])
+    assert (c.lad.divergence, c.lad.inv_eta) == ("tv", 4.0)
+    assert (c.flowrl.beta, c.grpo.epsilon_high) == (3.0, float("inf"))  # the bandit's GRPO keeps its open clip
+    CliRunner().invoke(app, ["bandit", "--config", "refresh", "--no-live"])
+    assert (seen["c"].refresh_every, seen["c"].lad.inverse_temperature) == (1, 2.0)
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--divergence", "foo"], "error: unknown divergence 'foo'; valid divergences: hd, jf, js, kl, rkl, tv"),
-        (["--eta", "0"], "error: eta must be > 0, got 0.0"),
-        (["--inv-eta", "-2"], "error: inv_eta (1/eta) must be > 0, got -2.0"),
+        (["--divergence", "foo"], "error: lad: unknown divergence 'foo'; valid divergences: hd, jf, js, kl, rkl, tv"),
+        (["--eta", "0"], "error: lad: eta must be > 0, got 0.0"),
+        (["--inv-eta", "-2"], "error: lad: inv_eta (1/eta) must be > 0, got -2.0"),
+        (["--grpo-clip", "0"], "error: grpo_clip must be > 0 or unset, got 0.0"),
+        (["--set", "inv_eta=4"], "error: config key inv_eta is now lad.inv_eta; rename it in the YAML file or --set"),
+        (["--set", "lad.etaa=1"], "error: unknown config key lad.etaa in lad; valid keys: divergence, eta, inv_eta"),
+        (["--set", "steps"], "error: --set 'steps' is not key=value"),
+        (["--config", "nope"], "error: unknown preset 'nope'; presets: paper, refresh; or give a YAML path"),
+        (["--config", "missing.yaml"], "error: config file missing.yaml does not exist"),
         (["-k", "1"], "error: num_arms (K) must be >= 2, got 1"),
         (["--shape", "table", "--table", "1,x,3"], "error: advantage table entry 1 ('x') is not a number"),
         (["--shape", "table", "--table", "1,2,3", "-k", "4"], "error: advantage table has 3 values but num_arms is 4"),
         (["--shape", "table", "--table", "nope.json"], "error: advantage table file 'nope.json' does not exist"),
-        (["--objectives", "lad,ppo"], "error: unknown objective 'ppo'; valid objectives: flowrl, grpo, lad"),
+        (["--objectives", "lad,ppo"], "error: unknown objective 'ppo'; valid objectives: "),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(args, message, tmp_path):

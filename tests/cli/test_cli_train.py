@@ -24,10 +24,10 @@ def run_cli(*args, prelude: str = "", cwd=None):
 def test_flags_and_overrides_reach_the_config(monkeypatch, tmp_path):
     seen = {}
     monkeypatch.setattr("ladkit_cli.train._run", lambda config, run_dir, resume, live: seen.update(c=config, d=run_dir))
-    args = ["train", "--model", "some/model", "--no-lora", "--objective", "grpo", "--divergence", "hd", "--eta", "0.5",
-            "--backend", "vllm", "--steps", "7", "-g", "4", "--prompts-per-step", "8", "--lr", "1e-5", "--seed", "3",
-            "--set", "grpo.beta=0.04", "--set", "rollout.max_new_tokens=64", "--target-modules", "q_proj,v_proj",
-            "--run-dir", str(tmp_path / "r")]  # fmt: skip
+    args = ["train", "--model", "some/model", "--no-lora", "--objective", "grpo", "--divergence", "hd",
+            "--set", "lad.eta=0.5", "--backend", "vllm", "--steps", "7", "-g", "4", "--prompts-per-step", "8",
+            "--set", "optim.lr=1e-5", "--seed", "3", "--set", "grpo.beta=0.04", "--set", "rollout.max_new_tokens=64",
+            "--set", "model.target_modules=[q_proj, v_proj]", "--run-dir", str(tmp_path / "r")]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     c = seen["c"]
@@ -45,9 +45,10 @@ def test_flags_and_overrides_reach_the_config(monkeypatch, tmp_path):
         (["--prompts-per-step", "5"], "", "error: prompts_per_step (5) must be divisible by mini_batches (2)"),
         (["--set", "lad.inv_eta=-1"], "", "error: lad: inv_eta (1/eta) must be > 0"),
         (["--set", "optim.lrr=1"], "", "error: unknown config key optim.lrr"),
-        (["--config", "nope"], "", "error: unknown preset 'nope'; presets: default, gsm8k-qwen0.5b, paper-math"),
+        (["--config", "nope"], "", "error: unknown preset 'nope'; presets: "),
         (["--divergence", "xx"], "", "error: lad: unknown divergence 'xx'"),
-        (["--target-modules", "nothing_here"], "", "error:"),
+        (["--set", "model.target_modules=[nothing_here]"], "", "error:"),
+        (["--set", "task.prompt_field=q"], "", "error: config key task.prompt_field is now task.dataset.prompt_field"),
         (["--backend", "vllm"], "import sys; sys.modules['vllm'] = None", "error: --backend vllm needs vLLM"),
     ],
 )
@@ -62,7 +63,7 @@ def test_bad_input_is_one_line(args, prelude, message, tmp_path):
 def test_missing_dataset_field_lists_the_fields(tmp_path):
     data = tmp_path / "d.jsonl"
     data.write_text("\n".join(json.dumps({"question": f"{i}+1", "solution": str(i + 1)}) for i in range(20)))
-    out = run_cli("train", "--dataset", str(data), "--set", "task.prompt_field=question", *SMALL,
+    out = run_cli("train", "--dataset", str(data), "--set", "task.dataset.prompt_field=question", *SMALL,
                   "--run-dir", str(tmp_path / "run"))  # fmt: skip
     assert out.returncode == 2
     assert "question" in out.stderr and "solution" in out.stderr and "Traceback" not in out.stderr
@@ -81,3 +82,53 @@ def test_train_then_resume_from_the_cli(tmp_path):
     assert rows == [0, 1, 2]
     existing = run_cli("train", *SMALL, "--run-dir", str(run))
     assert existing.returncode == 2 and "already holds a run" in existing.stderr
+
+
+def test_help_is_short():
+    help_text = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "120"}).output
+    options = [line for line in help_text.splitlines() if line.lstrip("│ ").startswith("--")]
+    assert len(options) <= 20, help_text  # a few flags; every other key through --set
+    assert "--set" in help_text and "--lora-rank" not in help_text and "--inv-eta" not in help_text
+
+
+def test_resolved_config_round_trips_through_the_run_folder(monkeypatch, tmp_path):
+    from ladkit.config import to_dict
+    from ladkit.runs import RunWriter
+    from ladkit.training.resolve import resolve
+
+    sets = ["task.dataset.prompt_field=question", "task.dataset.eval_split=0.2", "task.code.memory_mb=256",
+            "task.countdown.generator_options={max_target: 30}", "lad.inv_eta=2", "optim.lr=1e-4"]  # fmt: skip
+    config = resolve(None, sets, {"task.dataset.path": "d.jsonl", "task.name": "dataset"})
+    RunWriter(tmp_path / "run", to_dict(config), command="train").finish(status="completed")  # writes config.yaml
+    seen = {}
+    monkeypatch.setattr("ladkit_cli.train._run", lambda config, run_dir, resume, live: seen.update(c=config, r=resume))
+    result = CliRunner().invoke(app, ["train", "--resume", str(tmp_path / "run"), "--no-live"])
+    assert result.exit_code == 0, result.output
+    assert seen["c"] == config and seen["r"] is True
+    task = seen["c"].task
+    assert (task.dataset.prompt_field, task.countdown.generator_options) == ("question", {"max_target": 30})
+
+
+def test_resume_reads_a_run_folder_of_the_flat_task_layout(monkeypatch, tmp_path):
+    # config.yaml of a run started before the task sections: --resume moves the keys to their sections
+    import yaml
+
+    from ladkit.config import to_dict
+    from ladkit.training.resolve import resolve
+
+    data = to_dict(resolve(None, [], {}))
+    data["task"] = {"name": "dataset", "prompt_style": "compact", "seed": 0, "train_size": None, "eval_size": 200,
+                    "num_numbers": 4, "generator_options": {}, "dataset": "d.jsonl", "dataset_config": None,
+                    "split": None, "eval_split": 0.1, "prompt_field": "question", "answer_field": "solution",
+                    "preset": None, "reward": None, "reward_timeout_s": 5.0, "reward_workers": 2,
+                    "code_reward": "all", "code_memory_mb": 256, "max_skipped_fraction": 0.4}  # fmt: skip
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    seen = {}
+    monkeypatch.setattr("ladkit_cli.train._run", lambda config, run_dir, resume, live: seen.update(c=config))
+    result = CliRunner().invoke(app, ["train", "--resume", str(tmp_path / "run"), "--no-live"])
+    assert result.exit_code == 0, result.output
+    task = seen["c"].task
+    assert (task.dataset.path, task.dataset.eval_split, task.dataset.prompt_field) == ("d.jsonl", 0.1, "question")
+    assert (task.dataset.answer_field, task.dataset.max_skipped_fraction, task.reward_workers) == ("solution", 0.4, 2)
+    assert (task.code.reward_mode, task.code.memory_mb, task.countdown.num_numbers) == ("all", 256, 4)

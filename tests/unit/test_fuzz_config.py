@@ -254,21 +254,20 @@ def test_max_skipped_fraction_refuses_mostly_unusable_data(tmp_path):
     path = tmp_path / "d.jsonl"
     rows = [{"prompt": "p1", "answer": "1"}, {"prompt": "p2", "answer": ""}, {"prompt": "", "answer": "3"}]
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    with pytest.raises(LadkitError, match=r"^2 of 3 rows of .*d\.jsonl could not be used .*raise task\.max_skipped"):
+    with pytest.raises(LadkitError, match=r"^2 of 3 rows of .*d\.jsonl could not be used .*task\.dataset\.max_skipped"):
         DatasetTask(str(path), eval_size=0, scorer=object()).train_examples()
     task = DatasetTask(str(path), eval_size=0, scorer=object(), max_skipped_fraction=0.7)
     assert len(task.train_examples()) == 1 and task.skipped_rows == 2
 
 
 def test_max_skipped_fraction_is_validated_and_reaches_the_task(tmp_path):
-    with pytest.raises(LadkitError, match=r"task\.max_skipped_fraction must be in \[0, 1\], got 1\.5"):
-        build(TrainConfig, {"task": {"max_skipped_fraction": 1.5}})
+    with pytest.raises(LadkitError, match=r"^task\.dataset\.max_skipped_fraction must be in \[0, 1\], got 1\.5$"):
+        build(TrainConfig, {"task": {"dataset": {"max_skipped_fraction": 1.5}}})
     from ladkit.tasks import make_task
 
-    config = build(
-        TrainConfig,
-        {"task": {"name": "dataset", "dataset": "x.jsonl", "max_skipped_fraction": 0.25, "reward_workers": 1}},
-    )
+    data_set = {"path": "x.jsonl", "max_skipped_fraction": 0.25}
+    task_section = {"name": "dataset", "dataset": data_set, "reward_workers": 1}
+    config = build(TrainConfig, {"task": task_section})
     task = make_task(config.task)
     try:
         assert task.max_skipped_fraction == 0.25

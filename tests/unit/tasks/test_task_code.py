@@ -12,6 +12,7 @@ from ladkit.tasks import TaskConfig, make_task
 from ladkit.tasks.base import Example
 from ladkit.tasks.code import CodeScorer, CodeTask, extract_code
 from ladkit.tasks.code_data import BUILTIN_PATH
+from ladkit.tasks.datasets import DatasetConfig
 
 FAST = Limits(wall_s=10.0, cpu_s=2, memory_mb=256)  # wall: slack for a loaded CI machine; CPU bounds loops
 ADD_TESTS = [{"input": "1 2\n", "output": "3\n"}, {"input": "5 5\n", "output": "10\n"}]
@@ -125,7 +126,12 @@ def test_mbpp_schema_puts_the_first_test_in_the_prompt(tmp_path):
         for i in range(20)
     ]
     task = make_task(
-        TaskConfig(name="mbpp", dataset=write_jsonl(tmp_path / "mbpp.jsonl", rows), eval_size=2, prompt_style="chat")
+        TaskConfig(
+            name="mbpp",
+            dataset=DatasetConfig(write_jsonl(tmp_path / "mbpp.jsonl", rows)),
+            eval_size=2,
+            prompt_style="chat",
+        )
     )
     examples = task.train_examples() + task.eval_examples()
     assert len(task.eval_examples()) == 2 and len(examples) == 20
@@ -156,17 +162,19 @@ def test_local_rows_with_malformed_tests_are_skipped_and_counted(tmp_path):
         {"prompt": "bad", "tests": [{"inp": "1"}]},
     ]
     path = write_jsonl(tmp_path / "c.jsonl", rows)
-    task = make_task(TaskConfig(name="code", dataset=path, eval_size=0, prompt_style="chat", max_skipped_fraction=0.7))
+    task = make_task(
+        TaskConfig(name="code", dataset=DatasetConfig(path, max_skipped_fraction=0.7), eval_size=0, prompt_style="chat")
+    )
     assert [e.prompt[0]["content"].split("\n")[0] for e in task.train_examples()] == ["ok"]
     assert task.stats["train"]["skipped"] == 2 and task.stats["train"]["bad_tests"] == 1
     # 2 of 3 rows unusable is past the default share (0.5): the run refuses to start, naming the knob
-    strict = make_task(TaskConfig(name="code", dataset=path, eval_size=0, prompt_style="chat"))
+    strict = make_task(TaskConfig(name="code", dataset=DatasetConfig(path), eval_size=0, prompt_style="chat"))
     with pytest.raises(LadkitError, match="2 of 3 rows .* could not be used.*max_skipped_fraction"):
         strict.train_examples()
 
 
 def test_code_task_needs_a_data_set():
-    with pytest.raises(LadkitError, match="task.dataset"):
+    with pytest.raises(LadkitError, match="task.dataset.path is required"):
         TaskConfig(name="code")
 
 

@@ -72,7 +72,7 @@ def test_controls_map_onto_the_config():
     assert config.objectives == ["lad:tv", "flowrl"]
     assert config.inverse_temperature == pytest.approx(4.0)
     assert (config.num_arms, config.steps, config.mode, config.group_size) == (12, 30, "sampled", 4)
-    assert (config.estimator, config.grpo_clip) == ("grpo", 0.2)  # settings without a control survive
+    assert (config.estimator, config.grpo.epsilon_low, config.grpo.epsilon_high) == ("grpo", 0.2, 0.2)  # kept
     dash.controls["pi_old"].value = "fixed"
     assert dash.config().refresh_every is None
 

@@ -77,10 +77,10 @@ def test_task_choice_over_a_data_set_preset(tmp_path):
     shown = {name: dash.controls[name].value for name in ("model", "task", "backend", "dtype", "prompt_style")}
     assert shown == {"model": "Qwen/Qwen2.5-0.5B-Instruct", "task": "dataset", "backend": "vllm",
                      "dtype": "bfloat16", "prompt_style": "chat"}  # fmt: skip
-    assert (dash.config().task.name, dash.config().task.preset) == ("dataset", "gsm8k")
+    assert (dash.config().task.name, dash.config().task.dataset.preset) == ("dataset", "gsm8k")
     # Another data set preset as the task: the preset's gsm8k must not stay behind (it would contradict it).
-    assert (dash.config(task="math500").task.name, dash.config(task="math500").task.preset) == ("math500", None)
-    assert dash.config(task="countdown").task.preset is None
+    assert (dash.config(task="math500").task.name, dash.config(task="math500").task.dataset.preset) == ("math500", None)
+    assert dash.config(task="countdown").task.dataset.preset is None
     with pytest.raises(LadkitError, match="unknown task 'nope'"):
         dash.config(task="nope")
 
