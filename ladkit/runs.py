@@ -39,16 +39,17 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def to_jsonable(value: Any) -> Any:
-    """Tensors/numpy scalars to floats, non-finite floats to None (strict JSON has no NaN)."""
+def to_jsonable(value: Any, finite: bool = True) -> Any:
+    """Tensors/numpy scalars to floats, non-finite floats to None (strict JSON has no NaN; `finite=False` keeps
+    them, for YAML, which writes inf as .inf: GRPO's open clip must read back as inf, not null)."""
     if hasattr(value, "tolist"):
         value = value.tolist()
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        return value if math.isfinite(value) or not finite else None
     if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
+        return {str(k): to_jsonable(v, finite) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
+        return [to_jsonable(v, finite) for v in value]
     return value
 
 
@@ -103,7 +104,7 @@ class RunWriter:
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             **_library_versions(),
         }
-        write_atomic(self.path / "config.yaml", yaml.safe_dump(to_jsonable(config), sort_keys=False))
+        write_atomic(self.path / "config.yaml", yaml.safe_dump(to_jsonable(config, finite=False), sort_keys=False))
         self._write_meta()
         self._metrics = open(self.path / "metrics.jsonl", "a", encoding="utf-8")
 

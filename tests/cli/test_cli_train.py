@@ -97,7 +97,8 @@ def test_resolved_config_round_trips_through_the_run_folder(monkeypatch, tmp_pat
     from ladkit.training.resolve import resolve
 
     sets = ["task.dataset.prompt_field=question", "task.dataset.eval_split=0.2", "task.code.memory_mb=256",
-            "task.countdown.generator_options={max_target: 30}", "lad.inv_eta=2", "optim.lr=1e-4"]  # fmt: skip
+            "task.countdown.generator_options={max_target: 30}", "lad.inv_eta=2", "optim.lr=1e-4",
+            "grpo.epsilon_high=.inf"]  # fmt: skip  # inf (the open clip) must come back as inf, not null
     config = resolve(None, sets, {"task.dataset.path": "d.jsonl", "task.name": "dataset"})
     RunWriter(tmp_path / "run", to_dict(config), command="train").finish(status="completed")  # writes config.yaml
     seen = {}

@@ -61,6 +61,15 @@ def test_yaml_round_trip_keeps_the_open_clip():
     assert build(BanditConfig, yaml.safe_load(text)) == config
 
 
+def test_a_bandit_run_folders_config_is_a_config(tmp_path):
+    from ladkit.bandit.session import run_and_record
+
+    config = resolve_bandit(None, ["steps=5", "num_arms=4"], {"objectives": ["grpo", "lad:kl"]})
+    _, path = run_and_record(config, tmp_path / "run")
+    assert "epsilon_high: .inf" in (path / "config.yaml").read_text()
+    assert resolve_bandit(str(path / "config.yaml"), [], {}) == config  # `ladkit bandit --config RUN/config.yaml`
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
