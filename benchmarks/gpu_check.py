@@ -236,13 +236,14 @@ def main() -> None:
     import transformers
     from bench_env import environment  # benchmarks/bench_env.py (this script's folder is on sys.path)
 
-    from ladkit.training.setup import share_prompts
+    from ladkit.training.setup import resolve_shared_prompt_pass
 
     started = time.perf_counter()
+    sharing = resolve_shared_prompt_pass(SHARING[args.shared_prompt_pass], device)
     result = {
         **environment(), "card": card, "peak_tflops_bf16": peak, "torch": torch.__version__,
         "transformers": transformers.__version__, "peft": peft.__version__, "size": args.size,
-        "shared_prompt_pass": share_prompts(SHARING[args.shared_prompt_pass], device), "prompts": args.prompts,
+        "shared_prompt_pass": sharing, "prompts": args.prompts,
         "group_size": args.group_size, "max_new_tokens": args.max_new_tokens, "steps": args.steps,
         "warmup": args.warmup, "objectives": {},
     }  # fmt: skip

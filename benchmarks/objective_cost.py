@@ -136,7 +136,7 @@ def fake_inputs(n: int, t: int, group: int = 8, seed: int = 0):
 
 
 def loss_call(config, name: str, inputs) -> None:
-    """One objective_loss + backward, as micro_loss calls it (metrics on), then drop the gradient."""
+    """One objective_loss + backward, as micro_batch_loss calls it (metrics on), then drop the gradient."""
     from ladkit.objectives import objective_loss
 
     logprobs, old, advantages, mask, num_tokens = inputs

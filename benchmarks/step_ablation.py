@@ -37,18 +37,18 @@ def switched_off(ctx, savers: set[str]):
     from ladkit.rollout import hf
     from ladkit.training import loop
 
-    real_deterministic, real_share = loop.deterministic_forward, ctx.share_prompts
-    ctx.share_prompts = "shared_prompts" not in savers
+    real_deterministic, real_share = loop.deterministic_forward, ctx.shared_prompt_pass
+    ctx.shared_prompt_pass = "shared_prompts" not in savers
     if "shared_prefill" in savers:
-        hf._NO_SHARED_PREFILL.add(ctx.model)
+        hf._NO_SHARED_PROMPT_PASS.add(ctx.model)
     if "first_pi_old" in savers:
         loop.deterministic_forward = lambda model: False
     ctx.backend.batched_sampling = "batched_sampler" not in savers
     try:
         yield
     finally:
-        ctx.share_prompts = real_share
-        hf._NO_SHARED_PREFILL.discard(ctx.model)
+        ctx.shared_prompt_pass = real_share
+        hf._NO_SHARED_PROMPT_PASS.discard(ctx.model)
         loop.deterministic_forward = real_deterministic
         ctx.backend.batched_sampling = None
 

@@ -200,11 +200,12 @@ def run_trl(args) -> dict:
 LADKIT_STAGES = {
     "rollout (HF generate)": ("generation/utils.py", "generate"),
     "rollout: ladkit sampler processors": ("ladkit/rollout/hf.py", "__call__"),
-    "rollout: one prefill per prompt": ("ladkit/rollout/hf.py", "_shared_prefill"),
-    "reward": ("ladkit/training/collect.py", "score"),
+    "rollout: one prefill per prompt": ("ladkit/rollout/hf.py", "_shared_prompt_pass"),
+    "reward": ("ladkit/scoring.py", "score"),
     "batch + advantages": ("ladkit/training/collect.py", "build_batch"),
     "pi_old log-probs (no grad; mini-batch 2 only)": ("ladkit/training/optimise.py", "recompute"),
-    "policy forward + loss (mini-batch 1's also gives its pi_old)": ("ladkit/training/optimise.py", "micro_loss"),
+    "policy forward (mini-batch 1's also gives its pi_old)": ("ladkit/training/optimise.py", "train_forward"),
+    "objective loss": ("ladkit/training/optimise.py", "micro_batch_loss"),
     "backward": ("torch/_tensor.py", "backward"),
     "optimiser step": ("torch/optim/adam.py", "step"),  # AdamW subclasses Adam
     "metrics": ("ladkit/training/metrics.py", "diversity_metrics"),

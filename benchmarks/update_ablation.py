@@ -7,7 +7,7 @@ micro-batch of 2 prompts x 8 rows, prompts of 10-14 tokens left-padded, 256 resp
 
 - `full`: one forward over prompt + response (`prompt_index=None`), as before the savers;
 - `shared`: one prompt pass per distinct prompt, its cache repeated to the rows, then the response pass
-  (ladkit.models.logprobs, "Shared prompts");
+  (ladkit.models.logprobs, "Shared prompt pass");
 
 each as the trainer runs it: with gradients (forward, fp32 log-probs, backward), with gradients and entropy
 (the first mini-batch, which fills pi_old), and under no_grad with entropy (the pi_old recomputation). It then

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -77,17 +78,38 @@ def _run(config, run_dir: Path, resume: bool, live: bool) -> None:
 
         view = TrainLiveView(config.steps, title=f"{config.objective} on {config.task.name}: {run_dir}")
         callbacks.append(view)
-    if view is not None:
-        with view:
+    from ladkit.training.interrupt import TrainingInterrupted
+
+    try:
+        with view if view is not None else contextlib.nullcontext():
             summary = run_training(config, run_dir, resume=resume, callbacks=callbacks)
-    else:
-        summary = run_training(config, run_dir, resume=resume, callbacks=callbacks)
+    except TrainingInterrupted as stop:
+        if int(os.environ.get("RANK", "0")) == 0:
+            typer.echo(_interrupted_line(str(stop), run_dir), err=True)
+        raise typer.Exit(stop.exit_code) from None
+    if summary is not None:  # None on every process but the main one, which prints the summary
+        _print_summary(summary, run_dir)
+
+
+def _interrupted_line(signal_name: str, run_dir: Path) -> str:
+    from ladkit.training.checkpoint import latest
+
+    if latest(run_dir) is None:
+        return f"training stopped by {signal_name} before its first checkpoint; start the run again"
+    return f"training stopped by {signal_name}; resume it with: ladkit train --resume {run_dir}"
+
+
+def _print_summary(summary: dict, run_dir: Path) -> None:
     first, last = summary["eval_first"], summary["eval_final"]
     typer.echo(
-        f"reward (mean of the first / last 10 steps' rollouts): {summary['reward_first10_mean']:.3f} -> "
-        f"{summary['reward_last10_mean']:.3f}"
+        f"reward (mean of the first / last 10 steps' rollouts): {_number(summary['reward_first10_mean'])} -> "
+        f"{_number(summary['reward_last10_mean'])}"
     )
     if last:
         before = f"{first['eval/pass@1']:.3f} -> " if "eval/pass@1" in first else ""
         typer.echo(f"held-out pass@1: {before}{last['eval/pass@1']:.3f}")
     typer.echo(f"run folder: {run_dir}")
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

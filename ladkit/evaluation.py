@@ -1,69 +1,45 @@
-"""Held-out evaluation of a trained policy: n samples per prompt -> pass@k, avg@k, maj@k, diversity.
+"""`ladkit eval`: held-out evaluation of a trained run or adapter: n samples per prompt -> pass@k, avg@k,
+maj@k, diversity.
 
-`evaluate_run` serves `ladkit eval`: it takes a run folder (its config.yaml and a checkpoint's weights) or a
-bare peft adapter folder (base model and task given), samples n = max(k) completions per held-out prompt
+`evaluate_run` takes a run folder (its config.yaml and a checkpoint's weights) or a bare peft adapter
+folder (base model and task given), samples n = max(k) completions per held-out prompt
 with a rollout backend, and appends one row to `eval.jsonl` (the run's, or that of a new --out folder): the
 metrics, and per held-out prompt its samples and how many were correct ("per_prompt", which `ladkit compare`
-pairs across two single runs, as it does the trainer's eval_prompts.jsonl).
-`group_metrics` is the scoring half, shared with the trainer's periodic evaluation.
+pairs across two single runs, as it does the trainer's eval_prompts.jsonl). Sampling, scoring and the
+metrics are ladkit.scoring's, shared with the trainer's periodic evaluation; this module sits above the
+trainer (it reads run folders and checkpoints) and nothing in ladkit.training imports it.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ladkit.config import build
 from ladkit.errors import LadkitError
-from ladkit.metrics import avg_at_k, dist_n, distinct_correct_answers, maj_at_k, pass_at_k, self_bleu
-from ladkit.runs import to_jsonable
-from ladkit.tasks.base import RewardResult
+from ladkit.models.loading import load_policy, render_prompt, resolve_model_path
+from ladkit.rollout import make_backend
+from ladkit.runs import run_name, to_jsonable, unique_path
+from ladkit.scoring import policy_tokens, sample_and_score
+from ladkit.tasks import make_task
+from ladkit.training import checkpoint
+from ladkit.training.config import TrainConfig
+from ladkit.training.data import sample_seed
+from ladkit.training.setup import read_config
 
 EVAL_SEED_OFFSET = 3  # eval samples never share seeds with training (seed), in-loop eval (+1) or tracked (+2)
 PROMPTS_PER_CALL = 8  # prompts per backend call: the progress bar's unit; seeds are per prompt, so no effect
-
-
-def group_metrics(
-    results: Sequence[Sequence[RewardResult]], texts: Sequence[Sequence[str]], ks: Sequence[int],
-    tokenize: Callable[[str], list] | None = None, with_self_bleu: bool = True,
-) -> dict[str, float]:  # fmt: skip
-    """Accuracy and diversity of n samples for each prompt, averaged over prompts.
-
-    results[b][j], texts[b][j]: sample j of prompt b (n samples each). A sample is correct when its reward
-    is above 0.5. tokenize: the token unit of dist-n and self-BLEU (None: whitespace words / sacrebleu 13a).
-    """
-    rewards = [[_reward(r) for r in row] for row in results]
-    correct = [[r > 0.5 for r in row] for row in rewards]
-    answers = [[r.extracted for r in row] for row in results]
-    n = len(rewards[0])
-    if max(ks) > n:
-        raise LadkitError(f"k = {max(ks)} is larger than the {n} samples per prompt; raise --samples or lower --k")
-    metrics = {"eval/reward_mean": _mean(sum(row) / n for row in rewards)}
-    for k in ks:
-        metrics[f"eval/pass@{k}"] = _mean(pass_at_k(n, sum(c), k) for c in correct)
-        metrics[f"eval/avg@{k}"] = _mean(avg_at_k(c, k) for c in correct)
-        metrics[f"eval/maj@{k}"] = _mean(maj_at_k(a, c, k) for a, c in zip(answers, correct))
-    split = tokenize if tokenize is not None else str.split
-    metrics["eval/dist3"] = _mean(dist_n(t, 3, split) for t in texts)
-    metrics["eval/dist4"] = _mean(dist_n(t, 4, split) for t in texts)
-    if with_self_bleu:
-        metrics["eval/self_bleu"] = _mean(self_bleu(t, tokenize) for t in texts)
-    metrics["eval/distinct_correct"] = _mean(distinct_correct_answers(a, c) for a, c in zip(answers, correct))
-    return metrics
-
-
-def policy_tokens(tokenizer) -> Callable[[str], list]:
-    """The policy's own token unit for dist-n and self-BLEU (characters for the built-in model)."""
-    return lambda text: tokenizer.encode(text, add_special_tokens=False)
 
 
 @dataclass
 class Target:
     """What is evaluated: where its weights come from and where its eval row goes."""
 
-    config: Any  # TrainConfig
+    config: TrainConfig
     weights: Path  # a checkpoint folder, or an adapter folder
     step: int | None
     out: Path  # the folder whose eval.jsonl gets the row
@@ -101,11 +77,6 @@ def resolve_target(path: Path, task: str | None, model: str | None, step: int | 
 
 
 def _run_target(path: Path, task: str | None, step: int | None, out) -> Target:
-    from ladkit.config import build
-    from ladkit.training import checkpoint
-    from ladkit.training.config import TrainConfig
-    from ladkit.training.setup import read_config
-
     config = build(TrainConfig, read_config(path))
     if task is not None:
         config.task.name = task
@@ -122,10 +93,6 @@ def _run_target(path: Path, task: str | None, step: int | None, out) -> Target:
 
 
 def _adapter_target(path: Path, task: str | None, model: str | None, out) -> Target:
-    from ladkit.config import build
-    from ladkit.runs import run_name, unique_path
-    from ladkit.training.config import TrainConfig
-
     # the base model alone: peft rebuilds the adapter's own modules and rank from adapter_config.json
     config = build(TrainConfig, {"model": {"name_or_path": model or "builtin", "lora": False},
                                  "task": {"name": task or "countdown"}})  # fmt: skip
@@ -138,9 +105,6 @@ def _adapter_target(path: Path, task: str | None, model: str | None, out) -> Tar
 
 def load_target(target: Target):
     """(model, tokenizer) with the target's weights loaded, in eval mode."""
-    from ladkit.models.loading import load_policy
-    from ladkit.training import checkpoint
-
     model, tokenizer = load_policy(target.config.model)
     if target.step is not None:
         checkpoint.load_policy_weights(model, target.weights)
@@ -159,14 +123,6 @@ def _lora_rank(model) -> int | None:
 
 def _sample_and_score(target: Target, ks, n: int, backend_name: str, prompts, temperature, seed, progress):
     """Sample n completions per held-out prompt, score them, and compute the metrics."""
-    from dataclasses import replace
-
-    from ladkit.models.loading import render_prompt, resolve_model_path
-    from ladkit.rollout import make_backend
-    from ladkit.tasks import make_task
-    from ladkit.training import collect
-    from ladkit.training.data import sample_seed
-
     config = target.config
     task = make_task(config.task)
     examples = list(task.eval_examples())[:prompts]
@@ -177,34 +133,30 @@ def _sample_and_score(target: Target, ks, n: int, backend_name: str, prompts, te
     backend = make_backend(backend_name, model, tokenizer, model_path=resolve_model_path(config.model.name_or_path),
                            lora_rank=_lora_rank(model), lora_sync=config.rollout.vllm_lora_sync,
                            seed=seed)  # fmt: skip
-    groups = []
+    seeds = [sample_seed(seed + EVAL_SEED_OFFSET, 0, i) for i in range(len(examples))]
     try:
-        for start in _progress(range(0, len(examples), PROMPTS_PER_CALL), len(examples), progress):
-            chunk = examples[start : start + PROMPTS_PER_CALL]
-            seeds = [sample_seed(seed + EVAL_SEED_OFFSET, 0, start + i) for i in range(len(chunk))]
-            groups += collect.generate(backend, [render_prompt(tokenizer, e.prompt) for e in chunk], n, sampling, seeds)
+        with _progress(len(examples), progress) as advance:
+            scored = sample_and_score(backend, task, examples, [render_prompt(tokenizer, e.prompt) for e in examples],
+                                      n, sampling, seeds, ks, policy_tokens(tokenizer), PROMPTS_PER_CALL,
+                                      advance)  # fmt: skip
     finally:
         backend.close()
-    results = collect.score(task, groups, examples)
-    texts = [[c.text for c in g.completions] for g in groups]
-    metrics = group_metrics(results, texts, ks, policy_tokens(tokenizer))
-    per_prompt = [{"example_id": e.id, "n": n, "correct": c} for e, c in zip(examples, correct_counts(results))]
-    return {**metrics, "samples": n, "prompts": len(examples), "temperature": sampling.temperature,
+    per_prompt = [{"example_id": e.id, "n": n, "correct": c} for e, c in zip(examples, scored.correct)]
+    return {**scored.metrics, "samples": n, "prompts": len(examples), "temperature": sampling.temperature,
             "backend": backend_name, "per_prompt": per_prompt}  # fmt: skip
 
 
-def _progress(chunks: range, total: int, show: bool):
-    """Yield chunk starts, advancing a rich progress bar by each chunk's prompts."""
+@contextmanager
+def _progress(total: int, show: bool):
+    """A callback(prompts done) that advances a rich progress bar (or does nothing)."""
     if not show:
-        yield from chunks
+        yield lambda done: None
         return
     from rich.progress import Progress
 
     with Progress() as bar:
         task = bar.add_task("sampling", total=total)
-        for start in chunks:
-            yield start
-            bar.update(task, completed=min(start + chunks.step, total))
+        yield lambda done: bar.update(task, completed=done)
 
 
 def table(row: dict[str, Any]):
@@ -218,18 +170,3 @@ def table(row: dict[str, Any]):
         if key.startswith("eval/"):
             out.add_row(key, f"{value:.4f}")
     return out
-
-
-def correct_counts(results: Sequence[Sequence[RewardResult]]) -> list[int]:
-    """Per prompt, how many of its samples are correct, by group_metrics' rule (reward above 0.5)."""
-    return [sum(_reward(r) > 0.5 for r in row) for row in results]
-
-
-def _reward(result: RewardResult) -> float:
-    value = result.reward
-    return float(value) if value is not None and value == value else 0.0  # NaN or None counts as 0
-
-
-def _mean(values) -> float:
-    values = list(values)
-    return sum(values) / len(values) if values else 0.0

@@ -1,7 +1,8 @@
 """The run folder: the self-describing record every command writes and `compare`/notebooks read.
 
     config.yaml    the fully resolved config
-    meta.json      versions, git sha, argv, device, status (running / completed / failed), times
+    meta.json      versions, git sha, argv, device, status (running / completed / stopped / failed /
+                   interrupted: SIGTERM or Ctrl-C, resumable like a killed run), times
     metrics.jsonl  one JSON object per row, appended and flushed as it is produced
     summary.json   final numbers
     (plus command-specific files: samples/, checkpoints/, figures)

@@ -6,7 +6,7 @@ and `response_mask` [N, T] marks its real tokens. Log-probs are computed in floa
 dtype (docs/design.md 8.1: "in fp32"), a few rows at a time so a bf16 model never holds a large fp32 [N, T, V] copy
 outside autograd's own saved tensors.
 
-Shared prompts. A group's G rows repeat one prompt. Given `prompt_index` (rows with equal values have equal
+Shared prompt pass. A group's G rows repeat one prompt. Given `prompt_index` (rows with equal values have equal
 prompt columns), each distinct prompt goes through the model once, its key/value cache is repeated to the
 rows (an indexing op, so gradients flow back into the prompt pass), and only the response columns go through
 the model again. The maths is the full forward's; only float rounding differs (other matmul shapes). With
@@ -72,7 +72,7 @@ def _shared_prompt_forward(model, prefix_model, input_ids, attention_mask, width
     """The prompt pass over distinct prompts, then the response pass on the repeated cache; None where the
     rows share nothing or the model's cache cannot be repeated (the caller then runs the full forward)."""
     prompt_width = input_ids.shape[1] - width
-    shared = shared_prefix_pass(prefix_model, input_ids[:, :prompt_width], attention_mask[:, :prompt_width],
+    shared = run_shared_prompt_pass(prefix_model, input_ids[:, :prompt_width], attention_mask[:, :prompt_width],
                                 prompt_index, _NO_SHARING, want_hidden)  # fmt: skip
     if shared is None:
         return None
@@ -88,7 +88,7 @@ def _shared_prompt_forward(model, prefix_model, input_ids, attention_mask, width
     return logits, hidden
 
 
-def shared_prefix_pass(model, input_ids, attention_mask, prefix_index, unsupported, want_hidden: bool = False):
+def run_shared_prompt_pass(model, input_ids, attention_mask, prefix_index, unsupported, want_hidden: bool = False):
     """One forward over each distinct prefix, its key/value cache repeated to every row.
 
     input_ids, attention_mask [N, P] (left-padded prefixes); prefix_index [N]: rows with equal values hold
@@ -131,12 +131,14 @@ def repeatable_cache(cache) -> bool:
 
 
 def token_logprobs(
-    logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0, with_entropy: bool = False
-) -> tuple[torch.Tensor, torch.Tensor | None]:
+    logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0, with_entropy: bool = False,
+    entropy_grad: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
     """log softmax(logits / temperature) at `targets`, and optionally the entropy of each token distribution.
 
-    logits [N, T, V] (any float dtype), targets [N, T] -> float32 [N, T] (and [N, T] or None). The entropy is a
-    metric and carries no gradient.
+    logits [N, T, V] (any float dtype), targets [N, T] -> float32 [N, T] (and [N, T] or None). The entropy
+    carries no gradient unless `entropy_grad` (an objective that differentiates it; autograd then keeps the
+    softmax, [n, T, V] per chunk).
     Rows are done a chunk at a time, so the float32 copy of the logits is at most ROW_CHUNK_ELEMENTS (or one
     row, [T, V], for a large vocabulary), not [N, T, V].
     """
@@ -149,8 +151,8 @@ def token_logprobs(
         log_normaliser = torch.logsumexp(scaled, dim=-1)  # [n, T]
         picked = scaled.gather(-1, chunk_targets.unsqueeze(-1)).squeeze(-1)  # [n, T]
         logprobs.append(picked - log_normaliser)  # [n, T]
-        if with_entropy:  # a metric: no gradient, so autograd keeps no [n, T, V] softmax for it
-            with torch.no_grad():
+        if with_entropy:  # by default no gradient, so autograd keeps no [n, T, V] softmax for it
+            with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
                 # H = log Z - E_p[z]: one softmax, no log_softmax tensor kept.
                 entropies.append(log_normaliser - (torch.softmax(scaled, dim=-1) * scaled).sum(-1))  # [n, T]
     entropy = torch.cat(entropies) if with_entropy else None  # [N, T]
@@ -184,15 +186,16 @@ def sequence_logprobs(
 def response_logprobs_and_hidden(
     model, input_ids: torch.Tensor, attention_mask: torch.Tensor, response_mask: torch.Tensor,
     temperature: float = 1.0, with_entropy: bool = False, prompt_index: torch.Tensor | None = None,
-    prefix_model=None, want_hidden: bool = False,
+    prefix_model=None, want_hidden: bool = False, entropy_grad: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:  # fmt: skip
     """sequence_logprobs, plus with `want_hidden` the last layer's hidden states over the prompt columns
-    [N, P, H] (FlowRL's log Z input; None otherwise)."""
+    [N, P, H] (the input of the trainer's heads, e.g. FlowRL's log Z; None otherwise). `entropy_grad`: the
+    entropies carry gradient (token_logprobs)."""
     width = response_mask.shape[1]
     check_layout(input_ids, width)
     logits, hidden = response_forward(model, input_ids, attention_mask, width, prompt_index, prefix_model,
                                       want_hidden)  # [N, T, V], [N, P, H] or None  # fmt: skip
-    logprobs, entropy = token_logprobs(logits, input_ids[:, -width:], temperature, with_entropy)  # [N, T]
+    logprobs, entropy = token_logprobs(logits, input_ids[:, -width:], temperature, with_entropy, entropy_grad)  # [N, T]
     return mask_response(logprobs, response_mask), mask_response(entropy, response_mask), hidden
 
 

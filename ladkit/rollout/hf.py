@@ -12,10 +12,10 @@ Every prompt is repeated n times and the batch is left-padded, so prompts of dif
    launches each: 128 rows made ~500 launches per token, more than a 0.5B model's own forward; on a CPU the
    calls cost 17% of the rollout). `batched_sampling=False` keeps the per-row multinomial: both draw exactly
    from softmax(scores), with different streams. scripts/gpu_check.sh times the two side by side.
-Shared prompts: the n rows of a prompt start from one prefill. Each distinct prompt (but its last token) goes
+Shared prompt pass: the n rows of a prompt start from one prefill. Each distinct prompt (but its last token) goes
 through the model once, the key/value cache is repeated to its rows, and generate() continues from it (its
 documented cache re-use), so the prefill costs B prompts, not B * n rows. Models whose cache cannot be
-repeated (ladkit.models.logprobs.shared_prefix_pass) prefill every row, as before.
+repeated (ladkit.models.logprobs.run_shared_prompt_pass) prefill every row, as before.
 Generation runs in eval mode (no LoRA or attention dropout) under no_grad, and every module's train/eval
 flag is restored afterwards.
 """
@@ -31,7 +31,7 @@ from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
 from ladkit.errors import LadkitError
-from ladkit.models.logprobs import shared_prefix_pass
+from ladkit.models.logprobs import run_shared_prompt_pass
 from ladkit.rollout.base import (
     Completion,
     RolloutGroup,
@@ -43,7 +43,7 @@ from ladkit.rollout.base import (
     trim_at_eos,
 )
 
-_NO_SHARED_PREFILL: WeakSet = WeakSet()  # models whose cache cannot be repeated across rows
+_NO_SHARED_PROMPT_PASS: WeakSet = WeakSet()  # models whose cache cannot be repeated across rows
 
 
 class HFBackend:
@@ -91,21 +91,23 @@ class HFBackend:
         recorder = _ChosenLogprobs()
         chooser = _ChooseToken(row_seeds, input_ids.device, sampling.max_new_tokens, self.batched_sampling is not False)
         processors = [*_warpers(sampling), recorder, chooser]
+        prompt_cache = self._shared_prompt_pass(rows, input_ids, attention_mask)
         sequences = self.model.generate(
             input_ids=input_ids, attention_mask=attention_mask, generation_config=self._generation_config(sampling),
-            logits_processor=LogitsProcessorList(processors), **self._shared_prefill(rows, input_ids, attention_mask),
+            logits_processor=LogitsProcessorList(processors), **prompt_cache,
         )  # fmt: skip
         generated = sequences[:, input_ids.shape[1] :]  # [R, T]
         logprobs = recorder.result(generated)  # [R, T]
         return [self._completion(generated[r].tolist(), logprobs[r].tolist()) for r in range(len(rows))]
 
-    def _shared_prefill(self, rows: list[list[int]], input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict:
+    def _shared_prompt_pass(self, rows: list[list[int]], input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict:
         """{"past_key_values": the cache of every row's prompt but its last column, filled once per distinct
         prompt}, or {} where nothing is shared or the model's cache cannot be repeated."""
         distinct: dict[tuple[int, ...], int] = {}
         index = [distinct.setdefault(tuple(row), len(distinct)) for row in rows]
-        shared = shared_prefix_pass(self.model, input_ids[:, :-1], attention_mask[:, :-1],
-                                    torch.tensor(index, device=input_ids.device), _NO_SHARED_PREFILL)  # fmt: skip
+        prompt_index = torch.tensor(index, device=input_ids.device)  # [R]
+        shared = run_shared_prompt_pass(self.model, input_ids[:, :-1], attention_mask[:, :-1], prompt_index,
+                                        _NO_SHARED_PROMPT_PASS)  # fmt: skip
         return {} if shared is None else {"past_key_values": shared[0].past_key_values}
 
     def _completion(self, token_ids: list[int], logprobs: list[float]) -> Completion:

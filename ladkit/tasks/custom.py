@@ -4,7 +4,7 @@ Owns loading the function and adapting what it returns. The function is called a
 `function(completion: str, example: Example)` and may return a float, a `RewardResult`, or a dict with
 "reward" and optional "parts" / "reason" / "extracted" (any other numeric keys are taken as parts).
 It runs in the calling process, one completion at a time, each call bounded by `timeout_s` seconds of
-wall-clock time (training.faults.call_with_timeout: a SIGALRM timer in the main thread; elsewhere a daemon
+wall-clock time (faults.call_with_timeout: a SIGALRM timer in the main thread; elsewhere a daemon
 thread that is abandoned, still running, when it times out). A call that raises, returns something that
 is not a finite number (NaN, None, a string, ...) or times out gives that completion a NaN reward (reason
 "reward_error" or "timeout"): it trains with advantage 0, is counted in `reward/failed`, and the first
@@ -20,7 +20,7 @@ from typing import Any
 
 from ladkit.errors import LadkitError
 from ladkit.tasks.base import Example, RewardResult
-from ladkit.training.faults import ERROR, TIMEOUT, RewardTimeout, call_with_timeout, failed, warn_once
+from ladkit.tasks.faults import ERROR, TIMEOUT, RewardTimeout, call_with_timeout, failed, warn_once
 
 RewardFunction = Callable[[str, Example], Any]
 

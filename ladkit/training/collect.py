@@ -1,40 +1,19 @@
-"""One step's experience: prompts -> G rollouts each -> rewards -> advantages -> a RolloutBatch.
+"""One step's experience as tensors: scored rollout groups -> advantages -> a RolloutBatch.
 
-Samples whose reward could not be computed (the reward raised, timed out or returned NaN or a wrong type;
-faults.score_safely turns each of these into a NaN reward) are kept out of the group baseline and get
+Sampling and scoring are ladkit.scoring's (generate, score). Samples whose reward could not be computed
+(the reward raised, timed out or returned NaN or a wrong type; ladkit.tasks.faults.score_safely turns each
+of these into a NaN reward) are kept out of the group baseline and get
 advantage 0; their count is a metric (`reward/failed`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import torch
 
 from ladkit.advantages import compute_advantages
-from ladkit.rollout.base import RolloutGroup, SamplingConfig
-from ladkit.tasks.base import Example, RewardResult
 from ladkit.training.batch import RolloutBatch, pad_groups
-from ladkit.training.faults import score_safely
-
-
-def generate(backend, prompt_ids: list[list[int]], group_size: int, sampling: SamplingConfig, seeds: list[int]):
-    """G completions for each prompt, each prompt sampled with its own seed (batch-independent)."""
-    return backend.generate(prompt_ids, group_size, sampling, seeds=seeds)
-
-
-def score(task, groups: Sequence[RolloutGroup], examples: Sequence[Example]) -> list[list[RewardResult]]:
-    """Rewards per group; one task.score call for the whole step so slow verifiers run in parallel
-    (scored again one completion at a time if that call fails; failures become NaN rewards)."""
-    texts = [c.text for g in groups for c in g.completions]
-    repeated = [ex for ex, g in zip(examples, groups) for _ in g.completions]
-    flat = score_safely(task, texts, repeated)
-    out, i = [], 0
-    for g in groups:
-        out.append(flat[i : i + len(g.completions)])
-        i += len(g.completions)
-    return out
 
 
 def advantages_for(rewards: torch.Tensor, valid: torch.Tensor, estimator: str, scale: str) -> torch.Tensor:

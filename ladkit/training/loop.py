@@ -3,9 +3,10 @@ PPO-style passes over mini-batches with pi_old fixed -> metrics -> periodic eval
 
 Row `step` s of metrics.jsonl describes the rollouts of step s (sampled by the policy after s updates)
 and the update made on them. tracked.jsonl holds, per step, one record per tracked held-out prompt (its G
-completions and per-group distributions, see metrics.track_before); callbacks see them as row["tracked"].
+completions and per-group distributions, see tracking.py); callbacks see them as row["tracked"].
 eval_prompts.jsonl holds, per evaluation, one record per held-out prompt (n samples, how many correct).
-Works unchanged under torchrun / accelerate launch (see distributed.py).
+SIGTERM / Ctrl-C end the run "interrupted" after the file being written is finished (interrupt.py).
+Works unchanged under torchrun / accelerate launch (see distributed.py); only the main process writes.
 """
 
 from __future__ import annotations
@@ -19,14 +20,18 @@ from typing import Any
 
 import torch
 
-from ladkit.evaluation import correct_counts, group_metrics, policy_tokens
-from ladkit.runs import to_jsonable
+from ladkit.runs import read_rows, to_jsonable, write_atomic
+from ladkit.scoring import generate, policy_tokens, sample_and_score, score
 from ladkit.training import checkpoint, collect, distributed
 from ladkit.training.config import TrainConfig
 from ladkit.training.data import sample_seed, shard, step_indices
-from ladkit.training.metrics import diversity_metrics, policy_metrics, rollout_metrics, track_after, track_before
+from ladkit.training.interrupt import InterruptGuard, TrainingInterrupted
+from ladkit.training.metrics import diversity_metrics, policy_metrics, rollout_metrics
 from ladkit.training.optimise import SkipGuard, deterministic_forward, mini_batch_rows, recompute, update
 from ladkit.training.setup import TrainContext, build
+from ladkit.training.tracking import track_after, track_before
+
+HELD_OUT_SEED_OFFSET = 1  # held-out samples never share seeds with training rollouts (seed) or tracked ones (+2)
 
 Callback = Callable[[int, dict[str, Any], TrainContext], None]
 # Non-scalar row entries -> the per-step file each is appended to (metrics.jsonl takes the scalars).
@@ -39,48 +44,74 @@ class StopTraining(Exception):  # noqa: N818 (a signal, not an error)
     the step is logged and checkpointed, the final evaluation runs and the run is marked "stopped"."""
 
 
-def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, callbacks: list[Callback] = ()) -> dict:
-    """Train; returns the summary written to run_dir/summary.json."""
-    ctx = build(config, Path(run_dir), resume)
-    if resume and ctx.info.is_main:
+def train(
+    config: TrainConfig, run_dir: str | Path, resume: bool = False, callbacks: list[Callback] = ()
+) -> dict[str, Any] | None:
+    """Train; returns the summary written to run_dir/summary.json (None on processes other than the main one).
+
+    Raises TrainingInterrupted on SIGTERM / Ctrl-C, after marking the run "interrupted" (resumable).
+    """
+    guard = InterruptGuard().install()
+    try:
+        ctx = build(config, Path(run_dir), resume)
+        return _train(ctx, guard, callbacks)
+    finally:
+        guard.restore()
+
+
+def _train(ctx: TrainContext, guard: InterruptGuard, callbacks) -> dict[str, Any] | None:
+    config = ctx.config
+    if ctx.start_step and ctx.info.is_main:
         for name in PER_STEP_FILES:
             _trim_jsonl(ctx.run_dir / name, ctx.start_step)
     tensorboard = _tensorboard(ctx) if config.tensorboard and ctx.info.is_main else None
     status, last = "completed", config.steps - 1
-    guard = SkipGuard(config.max_skipped_steps)  # consecutive non-finite optimiser steps stop the run
+    skip_guard = SkipGuard(config.max_skipped_steps)  # consecutive non-finite optimiser steps stop the run
     try:
         for step in range(ctx.start_step, config.steps):
             due = config.eval_every and step % config.eval_every == 0
-            before = evaluate(ctx, step) if due else {}  # the policy that samples this step's rollouts
-            row = {**train_step(ctx, step, guard), **before}
+            before = evaluate_held_out(ctx, step) if due else {}  # the policy that samples this step's rollouts
+            row = {**train_step(ctx, step, skip_guard), **before}
             try:
-                _log(ctx, tensorboard, row, callbacks)
+                with guard.writing():
+                    _log(ctx, tensorboard, row, callbacks)
             except StopTraining:
                 status, last = "stopped", step
             if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 or step == last:
                 distributed.barrier(ctx.info)
                 if ctx.info.is_main:
-                    checkpoint.save(ctx.run_dir, step, ctx.model, ctx.optimizer, ctx.scheduler, ctx.extra_modules,
-                                    config.keep_checkpoints)  # fmt: skip
+                    with guard.writing():
+                        checkpoint.save(
+                            ctx.run_dir,
+                            step,
+                            ctx.model,
+                            ctx.optimizer,
+                            ctx.scheduler,
+                            ctx.heads,
+                            config.keep_checkpoints,
+                        )
             if status == "stopped":
                 break
-        final = {"step": last + 1, **evaluate(ctx, last + 1)}  # after the last update
-        with contextlib.suppress(StopTraining):
+        final = {"step": last + 1, **evaluate_held_out(ctx, last + 1)}  # after the last update
+        with contextlib.suppress(StopTraining), guard.writing():
             _log(ctx, tensorboard, final, callbacks)
-    except BaseException:
-        if ctx.info.is_main and ctx.writer is not None:
-            ctx.writer.finish(status="failed")
+    except BaseException as error:
+        if ctx.writer is not None:
+            with guard.writing():
+                ctx.writer.finish(status="interrupted" if isinstance(error, TrainingInterrupted) else "failed")
         _close(ctx, tensorboard)
         raise
-    summary = {**_summary(ctx, final), "status": status}
+    summary = None
     if ctx.info.is_main:
-        ctx.writer.write_json("summary.json", summary)
-        ctx.writer.finish(status=status)
+        summary = {**_summary(ctx, final), "status": status}
+        with guard.writing():
+            ctx.writer.write_json("summary.json", summary)
+            ctx.writer.finish(status=status)
     _close(ctx, tensorboard)
     return summary
 
 
-def _log(ctx: TrainContext, tensorboard, row: dict, callbacks) -> None:
+def _log(ctx: TrainContext, tensorboard, row: dict[str, Any], callbacks) -> None:
     """metrics.jsonl (scalars only), tracked.jsonl, eval_prompts.jsonl, TensorBoard, then the callbacks (which
     see "tracked" and "eval_prompts")."""
     scalars = {key: value for key, value in row.items() if key not in PER_STEP_KEYS}
@@ -101,23 +132,37 @@ def train_step(ctx: TrainContext, step: int, guard: SkipGuard | None = None) -> 
     config, start = ctx.config, time.perf_counter()
     torch.manual_seed(sample_seed(config.seed, step, 1_000_000 + ctx.info.rank))  # dropout etc. per step
     train_set = ctx.task.train_examples()
-    indices = shard(step_indices(len(train_set), config.prompts_per_step, config.seed, step), ctx.info.rank,
-                    ctx.info.world_size)  # fmt: skip
+    indices = shard(
+        step_indices(len(train_set), config.prompts_per_step, config.seed, step), ctx.info.rank, ctx.info.world_size
+    )
     examples = [train_set[i] for i in indices]
     sampling = config.rollout.sampling()
-    groups = collect.generate(ctx.backend, [ctx.prompt_ids(e) for e in examples], config.group_size, sampling,
-                              [sample_seed(config.seed, step, i) for i in indices])  # fmt: skip
+    seeds = [sample_seed(config.seed, step, i) for i in indices]
+    groups = generate(ctx.backend, [ctx.prompt_ids(e) for e in examples], config.group_size, sampling, seeds)
     rollout_s = time.perf_counter() - start
-    results = collect.score(ctx.task, groups, examples)
-    batch = collect.build_batch(groups, results, examples, ctx.tokenizer.pad_token_id, config.advantage,
-                                config.advantage_scale, ctx.tokenizer.decode).to(ctx.device)  # fmt: skip
-    micro = max(1, batch.num_sequences // (config.mini_batches * config.optim.grad_accumulation))
-    reference = _reference(ctx)
+    results = score(ctx.task, groups, examples)
+    batch = collect.build_batch(
+        groups,
+        results,
+        examples,
+        ctx.tokenizer.pad_token_id,
+        config.advantage,
+        config.advantage_scale,
+        ctx.tokenizer.decode,
+    ).to(ctx.device)
+    micro_batch_size = max(1, batch.num_sequences // (config.mini_batches * config.optim.grad_accumulation))
     update_start = time.perf_counter()
     # The first optimiser step's rows get pi_old from that step's own forward (optimise.py), unless dropout.
     first = mini_batch_rows(batch, config.mini_batches)[0] if deterministic_forward(ctx.model) else None
-    old = recompute(ctx.model, batch, config.rollout.temperature, micro, reference, skip=first,
-                    share_prompts=ctx.share_prompts)  # fmt: skip
+    old = recompute(
+        ctx.model,
+        batch,
+        config.rollout.temperature,
+        micro_batch_size,
+        ctx.reference,
+        skip=first,
+        shared_prompt_pass=ctx.shared_prompt_pass,
+    )
     _synchronize(ctx.device)
     recompute_s = time.perf_counter() - update_start
     tracked = track_before(ctx, step)  # after the step's own draws, own seeds, RNG restored: training unchanged
@@ -148,35 +193,30 @@ def train_step(ctx: TrainContext, step: int, guard: SkipGuard | None = None) -> 
 
 
 @torch.no_grad()
-def evaluate(ctx: TrainContext, step: int) -> dict[str, Any]:
-    """Held-out reward, pass@k / avg@k / maj@k (k = 1 and eval_samples) and diversity (ladkit.evaluation),
-    plus "eval_prompts": per held-out prompt, its samples and how many were correct (every rank's), which
+def evaluate_held_out(ctx: TrainContext, step: int) -> dict[str, Any]:
+    """Held-out reward, pass@k / avg@k / maj@k (k = 1 and eval_samples) and diversity (ladkit.scoring), plus
+    "eval_prompts": per held-out prompt, its samples and how many were correct (every rank's), which
     `ladkit compare` pairs across two single runs."""
-    config = ctx.config
+    config, info = ctx.config, ctx.info
     examples = list(ctx.task.eval_examples())
-    examples = shard(
-        examples[: len(examples) - len(examples) % ctx.info.world_size], ctx.info.rank, ctx.info.world_size
-    )
+    examples = shard(examples[: len(examples) - len(examples) % info.world_size], info.rank, info.world_size)
     if not examples:
         return {}
     k = config.eval_samples
-    groups = collect.generate(ctx.backend, [ctx.prompt_ids(e) for e in examples], k, config.rollout.sampling(),
-                              [sample_seed(config.seed + 1, step, i) for i in range(len(examples))])  # fmt: skip
-    results = collect.score(ctx.task, groups, examples)
-    texts = [[c.text for c in g.completions] for g in groups]
-    metrics = group_metrics(results, texts, sorted({1, k}), policy_tokens(ctx.tokenizer))
-    counts = correct_counts(results)
-    prompts = [{"step": step, "example_id": e.id, "n": k, "correct": c} for e, c in zip(examples, counts)]
-    return {**distributed.all_mean(metrics, ctx.info), "eval_prompts": distributed.all_gather_list(prompts, ctx.info)}
-
-
-def _reference(ctx: TrainContext):
-    """The context manager giving the reference policy (adapter disabled), when the objective needs one."""
-    if ctx.config.objective == "grpo" and ctx.config.grpo.beta > 0:
-        from ladkit.models.loading import reference_policy
-
-        return reference_policy
-    return None
+    seeds = [sample_seed(config.seed + HELD_OUT_SEED_OFFSET, step, i) for i in range(len(examples))]
+    scored = sample_and_score(
+        ctx.backend,
+        ctx.task,
+        examples,
+        [ctx.prompt_ids(e) for e in examples],
+        k,
+        config.rollout.sampling(),
+        seeds,
+        sorted({1, k}),
+        policy_tokens(ctx.tokenizer),
+    )
+    prompts = [{"step": step, "example_id": e.id, "n": k, "correct": c} for e, c in zip(examples, scored.correct)]
+    return {**distributed.all_mean(scored.metrics, info), "eval_prompts": distributed.all_gather_list(prompts, info)}
 
 
 def _append_jsonl(path: Path, records: list[dict]) -> None:
@@ -187,8 +227,6 @@ def _append_jsonl(path: Path, records: list[dict]) -> None:
 
 def _trim_jsonl(path: Path, start_step: int) -> None:
     """On resume, drop the records of the steps that will be redone (as metrics.jsonl does)."""
-    from ladkit.runs import read_rows, write_atomic
-
     if path.is_file():
         kept = [r for r in read_rows(path) if r.get("step", -1) < start_step]
         write_atomic(path, "".join(json.dumps(r) + "\n" for r in kept))
@@ -217,10 +255,9 @@ def _peak_memory_mb() -> float:
 
 
 def _summary(ctx: TrainContext, final: dict) -> dict:
-    """First and last rewards (mean of the first/last 10 steps' rollouts) and the evals before and after."""
-    from ladkit.runs import read_rows
-
-    rows = [r for r in read_rows(ctx.run_dir / "metrics.jsonl") if "reward/mean" in r] if ctx.info.is_main else []
+    """First and last rewards (mean of the first/last 10 steps' rollouts) and the evals before and after (read
+    from metrics.jsonl: main process only)."""
+    rows = [r for r in read_rows(ctx.run_dir / "metrics.jsonl") if "reward/mean" in r]
     rewards = [r["reward/mean"] for r in sorted(rows, key=lambda r: r["step"])]
     first_eval = next((r for r in sorted(rows, key=lambda r: r["step"]) if "eval/pass@1" in r), {})
     return {

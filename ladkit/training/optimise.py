@@ -9,20 +9,29 @@ The first optimiser step's rows need no separate pi_old pass: no update has happ
 runs, so its detached log-probs are pi_old's (ratio exactly 1, as TRL does for on-policy steps). This holds
 when the train-mode forward equals the eval-mode one, i.e. without dropout (`deterministic_forward`); with
 dropout every row is recomputed in eval mode. With M mini-batches a step runs 2M - 1 forward passes, not 2M.
+Filling those rows is an explicit step of `mini_batch_step` (forward, fill pi_old, loss), not a side effect.
+
+Nothing here names an objective: what is objective-specific comes from its registered Needs (`ctx.needs`):
+the micro-batch weighting (`micro_share`), the reference policy, the token entropies and heads its loss takes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
 from ladkit.errors import LadkitError
-from ladkit.objectives import objective_loss
+from ladkit.objectives import Needs, objective_loss
 from ladkit.training.batch import RolloutBatch
-from ladkit.training.policy import response_logprobs
+from ladkit.training.policy import PolicyForward, policy_forward
+
+if TYPE_CHECKING:
+    from ladkit.training.setup import TrainContext
 
 
 @dataclass
@@ -53,7 +62,8 @@ class SkipGuard:
 class OldPolicy:
     """pi_old's per-token log-probs and entropies [N, T], and the reference's [N, T] (or None), for one step.
 
-    `pending` [N] marks rows not recomputed: the first optimiser step fills them from its own forward.
+    `pending` [N] marks rows not recomputed: the first optimiser step's forward fills them (`fill_pending`,
+    an explicit step of `mini_batch_step`) before its loss reads them.
     """
 
     logprobs: torch.Tensor
@@ -66,37 +76,48 @@ class OldPolicy:
         self.entropy[rows] = entropy.detach()
         self.pending[rows] = False
 
+    def fill_pending(self, rows: torch.Tensor, forward: PolicyForward) -> None:
+        """pi_old for `rows` from the current policy's forward over them, if they are still pending (no update
+        has happened yet when the first optimiser step runs, so its detached log-probs are pi_old's)."""
+        if bool(self.pending[rows].any()):
+            self.fill(rows, forward.logprobs, forward.entropy)
+
 
 @torch.no_grad()
 def recompute(
-    model, batch: RolloutBatch, temperature: float, micro: int, reference=None, skip: torch.Tensor | None = None,
-    share_prompts: bool = True,
-) -> OldPolicy:  # fmt: skip
-    """pi_old (eval mode, no gradient) in micro-batches of `micro` rows, except the rows `skip` (left pending,
-    NaN until filled); the reference's log-probs for every row when `reference` is given. `share_prompts`:
-    one prompt pass per group (TrainConfig.shared_prompt_pass)."""
+    model: torch.nn.Module,
+    batch: RolloutBatch,
+    temperature: float,
+    micro_batch_size: int,
+    reference: Callable | None = None,
+    skip: torch.Tensor | None = None,
+    shared_prompt_pass: bool = True,
+) -> OldPolicy:
+    """pi_old (eval mode, no gradient) in micro-batches of `micro_batch_size` rows, except the rows `skip` (left
+    pending, NaN until filled); the reference's log-probs for every row when `reference` (a context manager
+    that turns the model into the reference policy) is given. `shared_prompt_pass`: one prompt pass per group
+    (TrainConfig.shared_prompt_pass)."""
     was_training = model.training
     model.eval()  # pi_old is the sampling policy: no dropout
     n, width = batch.response_mask.shape
     pending = torch.zeros(n, dtype=torch.bool, device=batch.input_ids.device)  # [N]
     if skip is not None:
         pending[skip] = True
-    old = OldPolicy(
-        logprobs=torch.full((n, width), float("nan"), device=pending.device),
-        entropy=torch.full((n, width), float("nan"), device=pending.device),
-        ref_logprobs=None, pending=pending,
-    )  # fmt: skip
+    nan = torch.full((n, width), float("nan"), device=pending.device)  # [N, T]
+    old = OldPolicy(logprobs=nan, entropy=nan.clone(), ref_logprobs=None, pending=pending)
     todo = torch.nonzero(~pending).flatten()  # [n] (empty with one mini-batch: its update fills every row)
-    for rows in todo.split(micro) if len(todo) else ():
-        logprobs, entropy, _ = response_logprobs(model, batch.rows(rows), temperature, want_entropy=True,
-                                                 share_prompts=share_prompts)  # fmt: skip
-        old.fill(rows, logprobs, entropy)
+    for rows in todo.split(micro_batch_size) if len(todo) else ():
+        forward = policy_forward(
+            model, batch.rows(rows), temperature, entropy="detached", shared_prompt_pass=shared_prompt_pass
+        )
+        old.fill(rows, forward.logprobs, forward.entropy)
     if reference is not None:
-        ref = []
         with reference(model):
-            for rows in torch.arange(n).split(micro):
-                ref.append(response_logprobs(model, batch.rows(rows), temperature, share_prompts=share_prompts)[0])
-        old.ref_logprobs = torch.cat(ref)
+            parts = [
+                policy_forward(model, batch.rows(rows), temperature, shared_prompt_pass=shared_prompt_pass).logprobs
+                for rows in torch.arange(n).split(micro_batch_size)
+            ]
+        old.ref_logprobs = torch.cat(parts)  # [N, T]
     model.train(was_training)
     return old
 
@@ -126,7 +147,7 @@ def mini_batch_rows(batch: RolloutBatch, mini_batches: int) -> list[torch.Tensor
     return [torch.nonzero(prompt % mini_batches == m).flatten() for m in range(mini_batches)]
 
 
-def update(ctx, batch: RolloutBatch, old: OldPolicy, guard: SkipGuard | None = None) -> StepStats:
+def update(ctx: TrainContext, batch: RolloutBatch, old: OldPolicy, guard: SkipGuard | None = None) -> StepStats:
     """Epochs x mini-batches of optimiser steps on `batch` with pi_old fixed (`guard` counts skipped steps)."""
     config, stats, sums = ctx.config, StepStats(), {}
     steps = 0
@@ -145,22 +166,27 @@ def update(ctx, batch: RolloutBatch, old: OldPolicy, guard: SkipGuard | None = N
     return stats
 
 
-def mini_batch_step(ctx, batch: RolloutBatch, rows: torch.Tensor, old: OldPolicy) -> dict | None:
-    """Accumulate gradients over micro-batches, clip, step. None when the step was skipped (non-finite)."""
-    config = ctx.config
-    micro_rows = rows.split(max(1, math.ceil(len(rows) / config.optim.grad_accumulation)))
-    num_tokens = float(batch.response_mask[rows].sum())  # dapo's normaliser: tokens in the mini-batch
+def mini_batch_step(ctx: TrainContext, batch: RolloutBatch, rows: torch.Tensor, old: OldPolicy) -> dict | None:
+    """Accumulate gradients over micro-batches, clip, step. None when the step was skipped (non-finite).
+
+    Per micro-batch: (1) the policy's forward over its rows, (2) pi_old filled from that forward for rows
+    whose recomputation was skipped, (3) the objective, backpropagated with the micro-batch's share.
+    """
+    config, needs = ctx.config, ctx.needs
+    micro_batches = rows.split(max(1, math.ceil(len(rows) / config.optim.grad_accumulation)))
+    mini_tokens = float(batch.response_mask[rows].sum())  # dapo's normaliser: tokens in the mini-batch
     sums: dict[str, float] = {}
-    for i, micro in enumerate(micro_rows):
-        last = i == len(micro_rows) - 1
-        sync = (
-            contextlib.nullcontext() if last or not hasattr(ctx.train_model, "no_sync") else ctx.train_model.no_sync()
-        )
-        with sync:
-            loss, metrics = micro_loss(ctx, batch, micro, old, num_tokens)
-            (loss * micro_share(config, len(micro), len(rows))).backward()
+    for i, micro_rows in enumerate(micro_batches):
+        last = i == len(micro_batches) - 1
+        no_sync = getattr(ctx.train_model, "no_sync", None)  # DDP: all-reduce once, after the last micro-batch
+        with contextlib.nullcontext() if last or no_sync is None else no_sync():
+            forward = train_forward(ctx, batch.rows(micro_rows), fill=bool(old.pending[micro_rows].any()))
+            old.fill_pending(micro_rows, forward)
+            loss, metrics = micro_batch_loss(ctx, batch, micro_rows, forward, old, mini_tokens)
+            micro_tokens = float(batch.response_mask[micro_rows].sum())
+            (loss * micro_share(needs, len(micro_rows), len(rows), micro_tokens, mini_tokens)).backward()
         for key, value in metrics.items():
-            sums[key] = sums.get(key, 0.0) + float(value) * len(micro) / len(rows)
+            sums[key] = sums.get(key, 0.0) + float(value) * len(micro_rows) / len(rows)
     grad_norm = torch.nn.utils.clip_grad_norm_(ctx.parameters, config.optim.max_grad_norm or float("inf"))
     if not torch.isfinite(grad_norm) or not all(math.isfinite(v) for v in sums.values()):
         ctx.optimizer.zero_grad(set_to_none=True)  # weights and optimiser state stay as they were
@@ -171,36 +197,57 @@ def mini_batch_step(ctx, batch: RolloutBatch, rows: torch.Tensor, old: OldPolicy
     return {**sums, "optim/grad_norm": float(grad_norm), "optim/lr": ctx.scheduler.get_last_lr()[0]}
 
 
-def micro_share(config, micro_size: int, rows: int) -> float:
-    """Weight of a micro-batch's loss in its mini-batch: its share of rows, except for dapo, whose loss is
-    already normalised by the mini-batch's token count (so the micro losses simply add up)."""
-    cfg = config.objective_config
-    token_level = config.objective == "grpo" or (config.objective == "lad" and cfg.level == "token")
-    return 1.0 if token_level and getattr(cfg, "aggregation", None) == "dapo" else micro_size / rows
+def micro_share(needs: Needs, micro_rows: int, mini_rows: int, micro_tokens: float, mini_tokens: float) -> float:
+    """Weight of a micro-batch's loss in its mini-batch, so that the accumulated gradient is the mini-batch's
+    whatever grad_accumulation is: the micro-batch's share of the mini-batch's rows (losses that are means over
+    sequences: sequence level, token-level grpo and dr_grpo), of its tokens (bnpo: a mean over tokens), or 1
+    (dapo: already divided by the mini-batch's token count, so the micro losses add up)."""
+    if needs.aggregation == "dapo":
+        return 1.0
+    if needs.aggregation == "bnpo":
+        return micro_tokens / max(mini_tokens, 1.0)
+    return micro_rows / mini_rows
 
 
-def micro_loss(ctx, batch: RolloutBatch, rows: torch.Tensor, old: OldPolicy, num_tokens: float):
-    """The objective on one micro-batch (the model forward runs through the DDP wrapper); pending pi_old rows
-    take this forward's detached log-probs first."""
-    config = ctx.config
+def train_forward(ctx: TrainContext, part: RolloutBatch, fill: bool) -> PolicyForward:
+    """The current policy's forward over a micro-batch, through the DDP wrapper, with the entropies pi_old's fill
+    (`fill`) or the objective needs, and the prompt feature when the objective has heads."""
+    needs = ctx.needs
+    entropy = needs.entropy if needs.entropy != "none" else ("detached" if fill else "none")
+    return policy_forward(
+        ctx.train_model,
+        part,
+        ctx.config.rollout.temperature,
+        entropy=entropy,
+        hidden=bool(needs.heads),
+        prefix_model=ctx.model,
+        shared_prompt_pass=ctx.shared_prompt_pass,
+    )
+
+
+def micro_batch_loss(
+    ctx: TrainContext,
+    batch: RolloutBatch,
+    rows: torch.Tensor,
+    forward: PolicyForward,
+    old: OldPolicy,
+    mini_tokens: float,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The objective on one micro-batch, given the policy's forward over its rows and pi_old (filled)."""
+    config, needs = ctx.config, ctx.needs
     part = batch.rows(rows)
-    flowrl = config.objective == "flowrl"
-    fill = bool(old.pending[rows].any())
-    logprobs, entropy, feature = response_logprobs(
-        ctx.train_model, part, config.rollout.temperature, want_entropy=fill, want_hidden=flowrl,
-        prefix_model=ctx.model, share_prompts=ctx.share_prompts,
-    )  # fmt: skip
-    if fill:
-        old.fill(rows, logprobs, entropy)
+    inputs = {name: ctx.heads[name](forward.feature) for name in needs.heads}  # [n] each
+    if needs.entropy != "none":
+        inputs["entropy"] = forward.entropy  # [n, T]
     return objective_loss(
         config.objective,
         config.objective_config,
-        logprobs,  # [n, T]
+        forward.logprobs,  # [n, T]
         old.logprobs[rows],  # [n, T]
         part.advantages,  # [n]
         part.response_mask & part.valid[:, None],  # [n, T]; samples without a reward take no part
         ref_logprobs=None if old.ref_logprobs is None else old.ref_logprobs[rows],
-        log_z=ctx.log_z(feature) if flowrl else None,
         max_completion_length=config.rollout.max_new_tokens,
-        num_tokens=num_tokens,
+        num_tokens=mini_tokens,
+        **inputs,
     )

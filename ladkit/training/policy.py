@@ -1,11 +1,15 @@
-"""Forward passes of the policy over a RolloutBatch: response log-probs, token entropy, prompt features.
+"""Forward passes of the policy over a RolloutBatch (response log-probs, token entropies, prompt features)
+and the extra trainable heads an objective can ask for (objectives.Needs.heads).
 
 The log-prob maths lives in ladkit.models.logprobs (fp32, logits only where needed, one prompt pass per
-group); this module adds what the trainer needs around it: the FlowRL path that also returns the prompt's
-hidden state, and FlowRL's log Z head.
+group); this module adds what the trainer needs around it: the prompt feature (mean last-layer hidden state
+over the prompt) and the heads built on it, e.g. FlowRL's log Z.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -13,22 +17,44 @@ from ladkit.models.logprobs import response_logprobs_and_hidden
 from ladkit.training.batch import RolloutBatch
 
 
-def response_logprobs(
-    model, batch: RolloutBatch, temperature: float, want_entropy: bool = False, want_hidden: bool = False,
-    prefix_model=None, share_prompts: bool = True,
-):  # fmt: skip
-    """(logprobs [N, T], entropy [N, T] or None, prompt feature [N, H] or None) for `batch`.
+@dataclass
+class PolicyForward:
+    """One forward of the policy over a RolloutBatch."""
 
-    With `share_prompts` the rows of a group share one prompt pass (ladkit.models.logprobs, "Shared prompts");
-    `prefix_model` is the unwrapped model when `model` is a DDP wrapper.
+    logprobs: torch.Tensor  # [N, T] with gradient unless run under no_grad
+    entropy: torch.Tensor | None  # [N, T] token entropies, or None when not asked for
+    feature: torch.Tensor | None  # [N, H] mean prompt hidden state (the heads' input), or None
+
+
+def policy_forward(
+    model: torch.nn.Module,
+    batch: RolloutBatch,
+    temperature: float,
+    entropy: str = "none",
+    hidden: bool = False,
+    prefix_model: torch.nn.Module | None = None,
+    shared_prompt_pass: bool = True,
+) -> PolicyForward:
+    """Response log-probs of `batch`, with token entropies (`entropy`: "none", "detached" or "grad", see
+    objectives.Needs) and the prompt feature (`hidden`) when asked.
+
+    With `shared_prompt_pass` the rows of a group share one prompt pass (ladkit.models.logprobs, "Shared
+    prompt pass"); `prefix_model` is the unwrapped model when `model` is a DDP wrapper.
     """
-    prompt_index = batch.group_index if share_prompts else None  # [N] or None: one forward over every row
-    logprobs, entropy, hidden = response_logprobs_and_hidden(
-        model, batch.input_ids, batch.attention_mask, batch.response_mask, temperature, want_entropy, prompt_index,
-        prefix_model, want_hidden,
-    )  # [N, T], [N, T] or None, [N, P, H] or None  # fmt: skip
-    feature = prompt_feature(hidden, batch) if want_hidden else None
-    return logprobs, entropy, feature
+    prompt_index = batch.group_index if shared_prompt_pass else None  # [N] or None: one forward over every row
+    logprobs, entropies, states = response_logprobs_and_hidden(
+        model,
+        batch.input_ids,
+        batch.attention_mask,
+        batch.response_mask,
+        temperature,
+        with_entropy=entropy != "none",
+        prompt_index=prompt_index,
+        prefix_model=prefix_model,
+        want_hidden=hidden,
+        entropy_grad=entropy == "grad",
+    )  # [N, T], [N, T] or None, [N, P, H] or None
+    return PolicyForward(logprobs, entropies, prompt_feature(states, batch) if hidden else None)
 
 
 def prompt_feature(hidden: torch.Tensor, batch: RolloutBatch) -> torch.Tensor:
@@ -50,3 +76,7 @@ class LogZHead(torch.nn.Module):
 
     def forward(self, feature: torch.Tensor) -> torch.Tensor:
         return self.net(feature.detach()).squeeze(-1)  # [N]
+
+
+# Head name (objectives.Needs.heads) -> builder(hidden size) of a module mapping the prompt feature [N, H] to [N].
+HEADS: dict[str, Callable[[int], torch.nn.Module]] = {"log_z": LogZHead}

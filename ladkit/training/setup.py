@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ladkit.config import to_dict
 from ladkit.errors import LadkitError
+from ladkit.models.loading import load_policy, reference_policy, render_prompt, require_reference, resolve_model_path
+from ladkit.objectives import OBJECTIVES, Needs
+from ladkit.rollout import make_backend
+from ladkit.rollout.base import RolloutBackend
+from ladkit.runs import RunWriter
+from ladkit.tasks import make_task
+from ladkit.tasks.base import Example, Task
 from ladkit.training import checkpoint, distributed
 from ladkit.training.config import TrainConfig
-from ladkit.training.policy import LogZHead
+from ladkit.training.policy import HEADS
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 @dataclass
@@ -24,33 +35,30 @@ class TrainContext:
     config: TrainConfig
     info: distributed.DistInfo
     device: torch.device
-    model: Any  # the policy (a peft model with LoRA), used for generation and saving
-    train_model: Any  # the same model, DDP-wrapped when several processes train
-    tokenizer: Any
-    task: Any
-    backend: Any
+    needs: Needs  # what the objective asks of the trainer (objectives.Needs), for this config
+    model: torch.nn.Module  # the policy (a peft model with LoRA), used for generation and saving
+    train_model: torch.nn.Module  # the same model, DDP-wrapped when several processes train
+    tokenizer: PreTrainedTokenizerBase
+    task: Task
+    backend: RolloutBackend
     optimizer: torch.optim.Optimizer
-    scheduler: Any
+    scheduler: torch.optim.lr_scheduler.LambdaLR
     parameters: list[torch.nn.Parameter]
-    extra_modules: dict[str, torch.nn.Module]
+    heads: dict[str, torch.nn.Module]  # the objective's extra trainable heads (policy.HEADS), by name
     run_dir: Path
-    share_prompts: bool = True  # one prompt pass per group in the trainer's forwards (config.shared_prompt_pass)
-    writer: Any = None  # RunWriter on the main process
+    reference: Callable[[torch.nn.Module], ContextManager] | None = None  # the reference policy, when needed
+    shared_prompt_pass: bool = True  # config.shared_prompt_pass resolved for this device
+    writer: RunWriter | None = None  # on the main process
     start_step: int = 0
     prompt_cache: dict[str, list[int]] = field(default_factory=dict)
 
-    def log_z(self, feature: torch.Tensor) -> torch.Tensor:
-        return self.extra_modules["log_z"](feature)
-
-    def prompt_ids(self, example) -> list[int]:
-        from ladkit.models.loading import render_prompt
-
+    def prompt_ids(self, example: Example) -> list[int]:
         if example.id not in self.prompt_cache:
             self.prompt_cache[example.id] = render_prompt(self.tokenizer, example.prompt)
         return self.prompt_cache[example.id]
 
 
-def share_prompts(setting: bool | None, device: torch.device) -> bool:
+def resolve_shared_prompt_pass(setting: bool | None, device: torch.device) -> bool:
     """config.shared_prompt_pass resolved: as set, else on a CPU only (a GPU forward of a small micro-batch is
     bound by kernel launches, and the prompt pass is a second set of them)."""
     return device.type == "cpu" if setting is None else setting
@@ -76,10 +84,6 @@ def schedule(config: TrainConfig) -> Callable[[int], float]:
 
 def build(config: TrainConfig, run_dir: Path, resume: bool = False) -> TrainContext:
     """Set up a fresh run in `run_dir`, or continue the one there when `resume`."""
-    from ladkit.models.loading import load_policy, require_reference
-    from ladkit.rollout import make_backend
-    from ladkit.tasks import make_task
-
     if resume and checkpoint.latest(run_dir) is None:  # before minutes of model loading, not after
         raise LadkitError(f"run {run_dir} has no complete checkpoint to resume from; start a new run")
     info = distributed.setup()
@@ -94,39 +98,55 @@ def build(config: TrainConfig, run_dir: Path, resume: bool = False) -> TrainCont
     model, tokenizer = load_policy(config.model)
     model.to(device)
     model.train()  # load_policy returns eval mode; generation and pi_old recomputation switch to eval themselves
-    if config.objective == "grpo" and config.grpo.beta > 0:
+    needs = OBJECTIVES.get(config.objective).needs_for(config.objective_config)
+    if needs.reference:
         require_reference(config.model)
-    extra = {"log_z": LogZHead(model.config.hidden_size).to(device)} if config.objective == "flowrl" else {}
+    heads = {name: HEADS[name](model.config.hidden_size).to(device) for name in needs.heads}
     parameters = [p for p in model.parameters() if p.requires_grad] + [
-        p for m in extra.values() for p in m.parameters()
+        p for head in heads.values() for p in head.parameters()
     ]
     optimizer = torch.optim.AdamW(
         parameters, lr=config.optim.lr, betas=tuple(config.optim.betas), weight_decay=config.optim.weight_decay
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule(config))
     backend = make_backend(
-        config.rollout.backend, model, tokenizer, model_path=_model_path(config), seed=config.seed,
+        config.rollout.backend,
+        model,
+        tokenizer,
+        model_path=_model_path(config),
+        seed=config.seed,
         lora_rank=config.model.lora_rank if config.model.lora else None,
         max_model_len=config.rollout.vllm_max_model_len,
-        gpu_memory_utilization=config.rollout.vllm_gpu_memory_utilization, lora_sync=config.rollout.vllm_lora_sync,
+        gpu_memory_utilization=config.rollout.vllm_gpu_memory_utilization,
+        lora_sync=config.rollout.vllm_lora_sync,
         dtype=str(next(model.parameters()).dtype).removeprefix("torch."),  # sample in the trainer's precision
-    )  # fmt: skip
+    )
     ctx = TrainContext(
-        config, info, device, model, distributed.wrap(model, info), tokenizer, task, backend, optimizer, scheduler,
-        parameters, extra, run_dir, share_prompts=share_prompts(config.shared_prompt_pass, device),
-    )  # fmt: skip
+        config,
+        info,
+        device,
+        needs,
+        model,
+        distributed.wrap(model, info),
+        tokenizer,
+        task,
+        backend,
+        optimizer,
+        scheduler,
+        parameters,
+        heads,
+        run_dir,
+        reference=reference_policy if needs.reference else None,
+        shared_prompt_pass=resolve_shared_prompt_pass(config.shared_prompt_pass, device),
+    )
     if resume:
         _resume(ctx)
     elif info.is_main:
-        from ladkit.runs import RunWriter
-
         ctx.writer = RunWriter(run_dir, to_dict(config), command="train", durable=True)
     return ctx
 
 
 def _model_path(config: TrainConfig) -> str:
-    from ladkit.models.loading import resolve_model_path
-
     return str(resolve_model_path(config.model.name_or_path))
 
 
@@ -137,12 +157,10 @@ def _resume(ctx: TrainContext) -> None:
         raise LadkitError(f"run {ctx.run_dir} has no complete checkpoint to resume from; start a new run")
     step, folder = found
     checkpoint.load_policy_weights(ctx.model, folder)
-    checkpoint.load_state(folder, ctx.optimizer, ctx.scheduler, ctx.extra_modules)
+    checkpoint.load_state(folder, ctx.optimizer, ctx.scheduler, ctx.heads)
     ctx.backend.sync_weights(ctx.model)
     ctx.start_step = step + 1
     if ctx.info.is_main:
-        from ladkit.runs import RunWriter
-
         ctx.writer = RunWriter.reopen(ctx.run_dir, keep=lambda row: row.get("step", -1) <= step, durable=True)
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ladkit.evaluation import group_metrics
+from ladkit.scoring import group_metrics
 from ladkit.tasks import TaskConfig, make_task
 
 SOLUTIONS = {

@@ -161,4 +161,5 @@ def test_objective_loss_is_objective_plus_aggregate():
         "grpo", GRPOConfig(aggregation="dapo"), lp, lp, torch.tensor([1.0, -1.0]), mask, num_tokens=8
     )
     assert loss.item() == pytest.approx(-0.125) and metrics["loss/value"].item() == pytest.approx(-0.125)
-    assert OBJECTIVES.get("flowrl").needs_log_z and not OBJECTIVES.get("lad").needs_log_z
+    assert OBJECTIVES.get("flowrl").needs_for(None).heads == ("log_z",)
+    assert OBJECTIVES.get("lad").needs_for(None).heads == ()

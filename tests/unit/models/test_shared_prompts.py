@@ -1,4 +1,4 @@
-"""One prompt pass per group (ladkit.models.logprobs, "Shared prompts"): the same log-probs, entropies, prompt
+"""One prompt pass per group (ladkit.models.logprobs, "Shared prompt pass"): the same log-probs, entropies, prompt
 hidden states and gradients as the full forward, on groups of different sizes and prompt lengths, and the
 full forward for models whose cache cannot be repeated."""
 

@@ -16,7 +16,7 @@ import torch
 from ladkit.objectives import DIVERGENCES, FlowRLConfig, GRPOConfig, LADConfig, objective_loss
 from ladkit.tasks.base import Example, RewardResult, RewardWarning
 from ladkit.tasks.custom import CustomReward
-from ladkit.training.faults import score_safely
+from ladkit.tasks.faults import score_safely
 
 torch.set_num_threads(1)
 
