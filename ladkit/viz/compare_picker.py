@@ -73,10 +73,10 @@ class RunPicker(WidgetDashboard):
     def __init__(self, root: str | Path = "runs", selected: Sequence[str | Path] = ()):
         ipw = require_widgets()
         wide = {"description_width": "initial"}
-        self.folder = ipw.Text(value=str(root), description="runs folder", style=wide,
-                               layout=ipw.Layout(width="60%"))  # fmt: skip
-        self.runs = ipw.SelectMultiple(options=[], description="runs", style=wide, rows=8,
-                                       layout=ipw.Layout(width="80%"))  # fmt: skip
+        self.folder = ipw.Text(value=str(root), description="runs folder", style=wide, layout=ipw.Layout(width="60%"))
+        self.runs = ipw.SelectMultiple(
+            options=[], description="runs", style=wide, rows=8, layout=ipw.Layout(width="80%")
+        )
         self.scan_button = ipw.Button(description="Scan", icon="folder-open")
         self.compare_button = ipw.Button(description="Compare", button_style="primary", icon="chart-line")
         self.status = ipw.HTML()
@@ -86,8 +86,14 @@ class RunPicker(WidgetDashboard):
         self.scan_button.on_click(lambda _button: self.scan())
         self.compare_button.on_click(lambda _button: self._compare_and_draw())
         self.scan([Path(path) for path in selected])
-        self._box = ipw.VBox([ipw.HBox([self.folder, self.scan_button]), self.runs,
-                              ipw.HBox([self.compare_button, self.status]), self.output])  # fmt: skip
+        self._box = ipw.VBox(
+            [
+                ipw.HBox([self.folder, self.scan_button]),
+                self.runs,
+                ipw.HBox([self.compare_button, self.status]),
+                self.output,
+            ]
+        )
 
     @property
     def paths(self) -> list[Path]:

@@ -16,8 +16,9 @@ def execute_compare_notebook(tmp_path: Path):
     prefix = tmp_path / "jupyter"
     kernelspec.install(kernel_name="python3", prefix=str(prefix))
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    client = nbclient.NotebookClient(notebook, kernel_name="python3", timeout=120,
-                                     resources={"metadata": {"path": str(tmp_path)}})  # fmt: skip
+    client = nbclient.NotebookClient(
+        notebook, kernel_name="python3", timeout=120, resources={"metadata": {"path": str(tmp_path)}}
+    )
     client.execute(env={"JUPYTER_PATH": str(prefix / "share" / "jupyter")})
     return notebook
 
@@ -52,8 +53,13 @@ def train_tiny_run(path: Path, objective: str) -> Path:
 
 
 def plotly_outputs(notebook) -> list[dict]:
-    bundles = [o["data"]["application/vnd.plotly.v1+json"] for c in notebook.cells if c.cell_type == "code"
-               for o in c.outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]  # fmt: skip
+    bundles = [
+        o["data"]["application/vnd.plotly.v1+json"]
+        for c in notebook.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if "application/vnd.plotly.v1+json" in o.get("data", {})
+    ]
     return [{"data": bundle["data"], "layout": bundle["layout"]} for bundle in bundles]
 
 

@@ -38,8 +38,14 @@ def test_the_bonus_never_flips_or_cancels_the_sign(advantage):
     # A (1 - 1/kappa) for A < 0, and 0 for A = 0 (no bonus without a signal).
     logprobs = torch.zeros(1, 3, dtype=F64)
     entropy = torch.tensor([[1e6, 50.0, 7.0]], dtype=F64)
-    output = ent_adv_loss(logprobs, logprobs, torch.tensor([advantage], dtype=F64), torch.ones(1, 3, dtype=torch.bool),
-                          EntAdvConfig(kappa=2.0), entropy=entropy)  # fmt: skip
+    output = ent_adv_loss(
+        logprobs,
+        logprobs,
+        torch.tensor([advantage], dtype=F64),
+        torch.ones(1, 3, dtype=torch.bool),
+        EntAdvConfig(kappa=2.0),
+        entropy=entropy,
+    )
     shaped = -output.losses  # r = 1
     expected = advantage * (1.5 if advantage > 0 else 0.5)
     torch.testing.assert_close(shaped, torch.full((1, 3), expected, dtype=F64))
@@ -91,14 +97,16 @@ def test_nan_padding_and_all_masked_stay_finite():
     mask = torch.tensor([[True, False], [False, False]])
     logprobs = torch.tensor([[-1.0, float("nan")], [float("nan"), float("nan")]], dtype=F64, requires_grad=True)
     entropy = torch.tensor([[0.5, float("nan")], [float("inf"), float("nan")]], dtype=F64)
-    output = ent_adv_loss(logprobs, torch.full((2, 2), -1.0, dtype=F64), torch.tensor([1.0, 2.0], dtype=F64), mask,
-                          entropy=entropy)  # fmt: skip
+    output = ent_adv_loss(
+        logprobs, torch.full((2, 2), -1.0, dtype=F64), torch.tensor([1.0, 2.0], dtype=F64), mask, entropy=entropy
+    )
     loss = aggregate(output, mask, "bnpo")
     assert loss.item() == pytest.approx(-1.2)  # A' = 1 + min(0.2, 0.5) on the one real token
     assert torch.isfinite(torch.autograd.grad(loss, logprobs)[0]).all()
     assert all(math.isfinite(value.item()) for value in output.metrics.values())
-    empty = ent_adv_loss(logprobs, logprobs.detach(), torch.ones(2, dtype=F64), torch.zeros(2, 2, dtype=torch.bool),
-                         entropy=entropy)  # fmt: skip
+    empty = ent_adv_loss(
+        logprobs, logprobs.detach(), torch.ones(2, dtype=F64), torch.zeros(2, 2, dtype=torch.bool), entropy=entropy
+    )
     assert empty.losses.abs().sum().item() == 0.0
 
 
@@ -112,8 +120,9 @@ def test_entropy_is_required_with_its_shape():
     # through the registry: the caller must pass entropy (Needs.entropy = "detached")
     with pytest.raises(LadkitError, match="entropy"):
         objective_loss("ent_adv", EntAdvConfig(), logprobs, logprobs, torch.zeros(2), mask)
-    loss, metrics = objective_loss("ent_adv", EntAdvConfig(), logprobs, logprobs, torch.ones(2), mask,
-                                   entropy=torch.ones(2, 3))  # fmt: skip
+    loss, metrics = objective_loss(
+        "ent_adv", EntAdvConfig(), logprobs, logprobs, torch.ones(2), mask, entropy=torch.ones(2, 3)
+    )
     assert loss.item() == pytest.approx(-1.4) and "ent_adv/bonus" in metrics  # A' = 1 + min(0.4, 0.5)
 
 

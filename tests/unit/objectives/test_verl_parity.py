@@ -26,8 +26,12 @@ core_algos = pytest.importorskip("verl.trainer.ppo.core_algos", reason="verl is 
 
 F64 = torch.float64
 # verl's loss_agg_mode -> ours (one micro-batch, one rank: token-mean is both bnpo and dapo)
-MODES = [("token-mean", "bnpo"), ("token-mean", "dapo"), ("seq-mean-token-mean", "grpo"),
-         ("seq-mean-token-sum-norm", "dr_grpo")]  # fmt: skip
+MODES = [
+    ("token-mean", "bnpo"),
+    ("token-mean", "dapo"),
+    ("seq-mean-token-mean", "grpo"),
+    ("seq-mean-token-sum-norm", "dr_grpo"),
+]
 
 
 def _batch(seed: int, n: int = 6, t: int = 7):
@@ -80,13 +84,19 @@ def _ours(fn, logprobs, old, advantages, mask, mode, config, **kwargs):
 def test_clip_cov_equals_verl(verl_mode, mode, settings, seed):
     batch = _batch(seed)
     verl_config = _verl_config(
-        clip_ratio=settings["eps"], clip_cov_ratio=settings["clip_ratio"], clip_cov_lb=settings["lb"],
+        clip_ratio=settings["eps"],
+        clip_cov_ratio=settings["clip_ratio"],
+        clip_cov_lb=settings["lb"],
         clip_cov_ub=settings["ub"],
-    )  # fmt: skip
+    )
     ours = ClipCovConfig(
-        clip_ratio=settings["clip_ratio"], covariance_low=settings["lb"], covariance_high=settings["ub"],
-        epsilon_low=settings["eps"], epsilon_high=settings["eps"], aggregation=mode,
-    )  # fmt: skip
+        clip_ratio=settings["clip_ratio"],
+        covariance_low=settings["lb"],
+        covariance_high=settings["ub"],
+        epsilon_low=settings["eps"],
+        epsilon_high=settings["eps"],
+        aggregation=mode,
+    )
     expected = _verl(core_algos.compute_policy_loss_clip_cov, *batch, verl_mode, verl_config, seed=100 + seed)
     got = _ours(clip_cov_loss, *batch, mode, ours, generator=torch.Generator().manual_seed(100 + seed))
     torch.testing.assert_close(got[0], expected[0], rtol=1e-6, atol=1e-9)
