@@ -25,9 +25,7 @@ def checkpoint_dir(run_dir: Path, step: int) -> Path:
     return run_dir / "checkpoints" / f"step_{step:06d}"
 
 
-def save(
-    run_dir: Path, step: int, model, optimizer, scheduler, extra_modules: dict[str, torch.nn.Module], keep: int
-) -> Path:
+def save(run_dir: Path, step: int, model, optimizer, scheduler, heads: dict[str, torch.nn.Module], keep: int) -> Path:
     """Write the checkpoint of `step` atomically and prune all but the newest `keep`."""
     final = checkpoint_dir(run_dir, step)
     tmp = final.with_name(f".{final.name}.tmp")
@@ -37,7 +35,7 @@ def save(
     state = {
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
-        **{f"module.{name}": module.state_dict() for name, module in extra_modules.items()},
+        **{f"module.{name}": module.state_dict() for name, module in heads.items()},
     }
     torch.save(state, tmp / STATE_FILE)
     (tmp / "state.json").write_text(json.dumps({"step": step}))
@@ -63,8 +61,8 @@ def latest(run_dir: Path) -> tuple[int, Path] | None:
     return max(found) if found else None
 
 
-def load_state(folder: Path, optimizer, scheduler, extra_modules: dict[str, torch.nn.Module]) -> None:
-    """Restore optimiser, scheduler and extra modules from a checkpoint folder (weights-only unpickling)."""
+def load_state(folder: Path, optimizer, scheduler, heads: dict[str, torch.nn.Module]) -> None:
+    """Restore optimiser, scheduler and the objective's heads from a checkpoint folder (weights-only unpickling)."""
     try:
         state: dict[str, Any] = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
     except Exception as err:  # a truncated or foreign file
@@ -73,7 +71,7 @@ def load_state(folder: Path, optimizer, scheduler, extra_modules: dict[str, torc
         ) from None
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    for name, module in extra_modules.items():
+    for name, module in heads.items():
         module.load_state_dict(state[f"module.{name}"])
 
 
