@@ -9,8 +9,8 @@ How it departs from GRPO, in order:
 3. Its gradient r f'(x) grad log pi vanishes where f'(x) = 0: for js, tv, hd and jf (f'(1) = 0) once a
    sample's ratio reaches exp(A/eta), for the paper's kl at exp(A/eta - 1), for rkl never. Positive
    samples are not pushed up forever, which is why LAD needs no clip and no entropy bonus. With
-   `centered=True` the generator f(x) - f'(1)(x - 1) puts that point at exp(A/eta) for all six, and a
-   group whose rewards are all equal gets zero weight (see divergences.py).
+   `centered=True` (the default) the generator f(x) - f'(1)(x - 1) puts that point at exp(A/eta) for
+   all six, and a group whose rewards are all equal gets zero weight (see divergences.py).
 4. The ratio is a sequence-level quantity by default (the theory); `level="token"` applies the same
    loss per token as a drop-in for token-level GRPO code.
 
@@ -45,12 +45,12 @@ class LADConfig:
     """Where the ratio lives: "sequence" (sum of token log-ratios; the theory) or "token"."""
     log_ratio_clamp: float | None = None
     """If set, clamp the log-ratio to [-c, c] inside the weight (the gradient still flows through l)."""
-    centered: bool = False
-    """Use the centred generator g(x) = f(x) - f'(1)(x - 1) (docs/design.md): the same divergence between
-    normalised distributions and the same expected gradient, but a sample at its target ratio gets zero
-    weight, so a group whose rewards are all equal (A = 0) moves nothing. Changes only kl and rkl (the
-    others have f'(1) = 0). False: the paper's uncentred f, under which LAD-kl and LAD-rkl push every
-    sample of an all-equal group (weight r f'(1) = +-1)."""
+    centered: bool = True
+    """Use the centred generator g(x) = f(x) - f'(1)(x - 1) (docs/design.md 2.7; the default): the same
+    divergence between normalised distributions and the same expected gradient, but a sample at its target
+    ratio gets zero weight, so a group whose rewards are all equal (A = 0) moves nothing. Changes only kl
+    and rkl (the others have f'(1) = 0). False: the paper's formulas (uncentred f), under which LAD-kl and
+    LAD-rkl push every sample of an all-equal group (weight r f'(1) = +-1)."""
     aggregation: str = "grpo"
     """Token-level reduction (grpo, bnpo, dr_grpo, dapo); sequence-level losses are averaged over N."""
 
