@@ -31,7 +31,8 @@ is the same divergence between normalised distributions (sum_y q g(p/q) = D_f(p|
 and per sample it subtracts f'(1) (e^l - e^u) from the loss and f'(1) e^l from the weight. The weight it
 removes, f'(1) r grad l, has expectation f'(1) sum_y pi_theta grad log pi_theta = 0 under pi_old: centring
 changes no expected gradient, only the noise (a baseline). jf, tv, hd and js have f'(1) = 0 (tv: sign(0) = 0
-at its kink), so for them centred and uncentred are the same functions. LADConfig.centered picks one.
+at its kink), so for them centred and uncentred are the same functions. LADConfig.centered picks one
+(default: centred; the paper's formulas are the uncentred f).
 """
 
 from __future__ import annotations
