@@ -8,6 +8,12 @@ all K arms under pi_old (aggregation weights pi_old); 'sampled' mode draws G arm
 With pi_old fixed at the uniform start, LAD converges to the target softmax(A/eta) and keeps every
 mode; GRPO (maximising E_pi[A]) piles its mass on the best arm. Refreshing pi_old every step while A
 stays fixed multiplies the policy by exp(A/eta) again and again, so LAD collapses too.
+
+One token per response, for the entropy-preserving baselines: ClipCov's and KLCov's
+C_k = (A_k - mean A)(log pi_k - mean log pi) is the covariance over the arms of the batch (all K arms in
+'exact' mode, plain means, which are pi_old's expectation while pi_old is the uniform start; the G drawn
+arms in 'sampled' mode), and at the default ratios max(1, int(2e-4 * K)) = 1 arm a step is acted on.
+EntAdv's token entropy is the entropy of the arm distribution, the same for every arm (`arm_entropy`).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from ladkit.advantages import compute_advantages
 from ladkit.bandit.config import BanditConfig, label, parse_objective
 from ladkit.bandit.metrics import Modes, entropy, find_modes, tv_distance
 from ladkit.bandit.shapes import make_advantages
-from ladkit.objectives import FlowRLConfig, make_config, objective_loss
+from ladkit.objectives import OBJECTIVES, FlowRLConfig, make_config, objective_loss
 
 
 @dataclass
@@ -121,6 +127,7 @@ def train_one(
 ) -> BanditRun:
     """Train one objective on the bandit; every `log_every` steps a metrics row goes to `on_row`."""
     name, objective = objective_config(config, spec)
+    entropy_mode = OBJECTIVES.get(name).needs_for(objective).entropy
     tag = label(spec, config.lad.divergence)
     k = config.num_arms
     generator = torch.Generator().manual_seed(config.seed)
@@ -152,6 +159,7 @@ def train_one(
         loss, metrics = objective_loss(
             name, objective, arm_logprobs, arm_old, arm_adv, mask,
             log_z=log_z.expand(arm_adv.numel()),  # [N] (FlowRL only)
+            entropy=arm_entropy(logprobs, arm_adv.numel(), entropy_mode),  # [N, 1] (EntAdv only)
             weights=arm_weights, with_metrics=log_now,
         )  # fmt: skip
         optimizer.zero_grad()
@@ -162,6 +170,14 @@ def train_one(
     run.probs = torch.softmax(logits.detach(), 0)
     run.summary = summarise(run.probs, target, modes)
     return run
+
+
+def train_seeded(config: BanditConfig, spec: str, *args: Any) -> BanditRun:
+    """`train_one` with torch's default generator seeded from config.seed (ClipCov's random pick draws from it,
+    as in the trainer), and the caller's generator state restored afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        return train_one(config, spec, *args)
 
 
 def step_inputs(config: BanditConfig, logprobs, old_logprobs, advantages, generator):
@@ -175,6 +191,16 @@ def step_inputs(config: BanditConfig, logprobs, old_logprobs, advantages, genera
     arms = torch.multinomial(old_logprobs.exp(), config.group_size, replacement=True, generator=generator)  # [G]
     group_advantages = compute_advantages(config.estimator, advantages[arms][None, :])[0]  # [G]
     return logprobs[arms, None], old_logprobs[arms, None], group_advantages, None
+
+
+def arm_entropy(logprobs: torch.Tensor, rows: int, mode: str) -> torch.Tensor:
+    """The one-token case of a policy's token entropy: H(pi) = -sum_k pi_k log pi_k over the K arms. [rows, 1]
+
+    Every response is one token drawn in the same state, so every row gets the same H (EntAdv's bonus
+    min(alpha H, |A_k| / kappa) then differs between arms only through the cap). "detached" carries no gradient.
+    """
+    value = -(logprobs.exp() * logprobs).sum()  # [] from log pi [K]; pi_k > 0 under a softmax
+    return (value.detach() if mode != "grad" else value).expand(rows, 1)  # [rows, 1]
 
 
 def summarise(probs: torch.Tensor, target: torch.Tensor, modes: Modes) -> dict[str, Any]:
@@ -204,7 +230,7 @@ def run_bandit(
     advantages, target = bandit_target(config)  # [K], [K]
     modes = find_modes(target)
     runs = [
-        train_one(config, spec, advantages, target, modes, callback, callback_every, on_row)
+        train_seeded(config, spec, advantages, target, modes, callback, callback_every, on_row)
         for spec in config.objectives
     ]
     return BanditResult(config, advantages.float(), target, modes, runs)

@@ -21,7 +21,9 @@ import torch
 
 from ladkit.errors import LadkitError
 from ladkit.objectives.aggregation import AGGREGATIONS, aggregate
+from ladkit.objectives.covariance import ClipCovConfig, KLCovConfig, clip_cov_loss, kl_cov_loss
 from ladkit.objectives.divergences import DIVERGENCES, Divergence
+from ladkit.objectives.ent_adv import EntAdvConfig, ent_adv_loss
 from ladkit.objectives.flowrl import FlowRLConfig, flowrl_loss
 from ladkit.objectives.grpo import GRPOConfig, grpo_loss
 from ladkit.objectives.lad import LADConfig, lad_loss
@@ -32,16 +34,22 @@ __all__ = [
     "AGGREGATIONS",
     "DIVERGENCES",
     "OBJECTIVES",
+    "ClipCovConfig",
     "Divergence",
+    "EntAdvConfig",
     "FlowRLConfig",
     "GRPOConfig",
+    "KLCovConfig",
     "LADConfig",
     "Needs",
     "Objective",
     "ObjectiveOutput",
     "aggregate",
+    "clip_cov_loss",
+    "ent_adv_loss",
     "flowrl_loss",
     "grpo_loss",
+    "kl_cov_loss",
     "lad_loss",
     "make_config",
     "objective_loss",
@@ -109,10 +117,26 @@ def _flowrl_needs(config: FlowRLConfig) -> Needs:
     return Needs("sequence", heads=("log_z",))  # pi_ref := pi_old: no reference model
 
 
+
+def _clip_cov_needs(config: ClipCovConfig) -> Needs:
+    return Needs("token", config.aggregation)
+
+
+def _kl_cov_needs(config: KLCovConfig) -> Needs:
+    return Needs("token", config.aggregation)
+
+
+def _ent_adv_needs(config: EntAdvConfig) -> Needs:
+    return Needs("token", config.aggregation, entropy="detached")  # the bonus carries no gradient
+
+
 OBJECTIVES: Registry[Objective] = Registry("objective")
 OBJECTIVES.add("lad", Objective("lad", lad_loss, LADConfig, _lad_needs))
 OBJECTIVES.add("grpo", Objective("grpo", grpo_loss, GRPOConfig, _grpo_needs))
 OBJECTIVES.add("flowrl", Objective("flowrl", flowrl_loss, FlowRLConfig, _flowrl_needs))
+OBJECTIVES.add("clip_cov", Objective("clip_cov", clip_cov_loss, ClipCovConfig, _clip_cov_needs))
+OBJECTIVES.add("kl_cov", Objective("kl_cov", kl_cov_loss, KLCovConfig, _kl_cov_needs))
+OBJECTIVES.add("ent_adv", Objective("ent_adv", ent_adv_loss, EntAdvConfig, _ent_adv_needs))
 
 
 def make_config(name: str, **overrides: Any):

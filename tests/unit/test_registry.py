@@ -31,7 +31,10 @@ def _message(info: pytest.ExceptionInfo) -> str:
 
 @pytest.mark.parametrize(
     ("registry", "valid"),
-    [(DIVERGENCES, ["hd", "jf", "js", "kl", "rkl", "tv"]), (OBJECTIVES, ["flowrl", "grpo", "lad"])],
+    [
+        (DIVERGENCES, ["hd", "jf", "js", "kl", "rkl", "tv"]),
+        (OBJECTIVES, ["clip_cov", "ent_adv", "flowrl", "grpo", "kl_cov", "lad"]),
+    ],
 )
 def test_unknown_name_lists_every_valid_name(registry, valid):
     assert registry.names() == valid
@@ -50,10 +53,10 @@ def test_unknown_divergence_in_lad_config():
 
 
 def test_unknown_objective_in_make_config_and_objective_loss():
-    with pytest.raises(UnknownNameError, match="flowrl, grpo, lad"):
+    with pytest.raises(UnknownNameError, match="clip_cov, ent_adv, flowrl, grpo, kl_cov, lad"):
         make_config("ppo")
     x = torch.zeros(1, 1)
-    with pytest.raises(UnknownNameError, match="flowrl, grpo, lad"):
+    with pytest.raises(UnknownNameError, match="clip_cov, ent_adv, flowrl, grpo, kl_cov, lad"):
         objective_loss("ppo", None, x, x, torch.zeros(1), x.bool())
 
 
