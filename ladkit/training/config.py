@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 from ladkit.advantages import ESTIMATORS
 from ladkit.errors import LadkitError
 from ladkit.models.loading import ModelConfig
-from ladkit.objectives import OBJECTIVES, FlowRLConfig, GRPOConfig, LADConfig
+from ladkit.objectives import (
+    OBJECTIVES,
+    ClipCovConfig,
+    EntAdvConfig,
+    FlowRLConfig,
+    GRPOConfig,
+    KLCovConfig,
+    LADConfig,
+)
 from ladkit.rollout.base import SamplingConfig, check_sampling
 from ladkit.tasks import TaskConfig
 
@@ -101,13 +109,19 @@ class TrainConfig:
     task: TaskConfig = field(default_factory=TaskConfig)
     """Where prompts come from and how completions are scored."""
     objective: str = "lad"
-    """lad, grpo or flowrl."""
+    """lad, grpo, flowrl, or the entropy-preserving baselines clip_cov, kl_cov, ent_adv."""
     lad: LADConfig = field(default_factory=LADConfig)
     """LAD's settings (divergence, eta or inv_eta, ratio level, clamp)."""
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
     """GRPO's settings (clip epsilons, KL beta, loss aggregation)."""
     flowrl: FlowRLConfig = field(default_factory=FlowRLConfig)
     """FlowRL's settings (beta, importance clip)."""
+    clip_cov: ClipCovConfig = field(default_factory=ClipCovConfig)
+    """ClipCov's settings (clip_ratio, covariance bounds, PPO clip, aggregation)."""
+    kl_cov: KLCovConfig = field(default_factory=KLCovConfig)
+    """KLCov's settings (kl_ratio, kl_coef, aggregation)."""
+    ent_adv: EntAdvConfig = field(default_factory=EntAdvConfig)
+    """EntAdv's settings (alpha, kappa, PPO clip, aggregation)."""
     advantage: str = "grpo"
     """Advantage estimator: grpo (group z-score), dr_grpo, rloo or none."""
     advantage_scale: str = "group"
