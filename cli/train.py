@@ -18,7 +18,7 @@ def train(
     ),
     model: str | None = typer.Option(None, help="Hub id, local path, or 'builtin'."),
     lora: bool | None = typer.Option(None, "--lora/--no-lora", help="Train a LoRA adapter (default) or all weights."),
-    objective: str | None = typer.Option(None, help="lad, grpo or flowrl."),
+    objective: str | None = typer.Option(None, help="lad, grpo, flowrl, clip_cov, kl_cov or ent_adv."),
     divergence: str | None = typer.Option(None, help="LAD divergence: kl, rkl, jf, tv, hd, js."),
     task: str | None = typer.Option(None, help="Task: countdown, arithmetic, dataset, ..."),
     dataset: str | None = typer.Option(None, help="Hugging Face data set id or local JSONL/parquet (task 'dataset')."),
