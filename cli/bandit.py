@@ -42,10 +42,21 @@ def bandit(
     torch.set_num_threads(1)  # 50 logits: threads only add overhead
     flags = {
         "objectives": objectives and [s.strip() for s in objectives.split(",") if s.strip()],
-        "divergence": divergence, "eta": eta, "inv_eta": inv_eta, "num_arms": arms, "shape": shape, "table": table,
-        "mode": mode, "group_size": group_size, "estimator": estimator, "refresh_every": refresh_every,
-        "steps": steps, "lr": lr, "seed": seed, "grpo_clip": grpo_clip,
-    }  # fmt: skip
+        "divergence": divergence,
+        "eta": eta,
+        "inv_eta": inv_eta,
+        "num_arms": arms,
+        "shape": shape,
+        "table": table,
+        "mode": mode,
+        "group_size": group_size,
+        "estimator": estimator,
+        "refresh_every": refresh_every,
+        "steps": steps,
+        "lr": lr,
+        "seed": seed,
+        "grpo_clip": grpo_clip,
+    }
     given = {name: value for name, value in flags.items() if value is not None}
     result, path = run_and_record(resolve_bandit(config, set_, given), run_dir, live=live)
     typer.echo(format_summary(result))

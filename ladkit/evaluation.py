@@ -46,11 +46,19 @@ class Target:
 
 
 def evaluate_run(
-    path: str | Path, ks: Sequence[int] = (1, 4, 16), backend: str = "hf", samples: int | None = None,
-    prompts: int | None = None, temperature: float | None = None, task: str | None = None,
-    model: str | None = None, checkpoint: int | None = None, out: str | Path | None = None, seed: int = 0,
+    path: str | Path,
+    ks: Sequence[int] = (1, 4, 16),
+    backend: str = "hf",
+    samples: int | None = None,
+    prompts: int | None = None,
+    temperature: float | None = None,
+    task: str | None = None,
+    model: str | None = None,
+    checkpoint: int | None = None,
+    out: str | Path | None = None,
+    seed: int = 0,
     progress: bool = True,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Evaluate a run folder or a peft adapter folder; append the row to eval.jsonl and return it."""
     ks = sorted(set(ks))
     if not ks or ks[0] < 1:
@@ -94,8 +102,10 @@ def _run_target(path: Path, task: str | None, step: int | None, out) -> Target:
 
 def _adapter_target(path: Path, task: str | None, model: str | None, out) -> Target:
     # the base model alone: peft rebuilds the adapter's own modules and rank from adapter_config.json
-    config = build(TrainConfig, {"model": {"name_or_path": model or "builtin", "lora": False},
-                                 "task": {"name": task or "countdown"}})  # fmt: skip
+    config = build(
+        TrainConfig,
+        {"model": {"name_or_path": model or "builtin", "lora": False}, "task": {"name": task or "countdown"}},
+    )
     if out is None:
         out = unique_path(Path("evals") / run_name("eval", path.name))
     elif (Path(out) / "eval.jsonl").exists():
@@ -130,20 +140,42 @@ def _sample_and_score(target: Target, ks, n: int, backend_name: str, prompts, te
         raise LadkitError(f"task {config.task.name!r} has no held-out prompts to evaluate on")
     model, tokenizer = load_target(target)
     sampling = replace(config.rollout.sampling(), temperature=temperature or config.rollout.temperature)
-    backend = make_backend(backend_name, model, tokenizer, model_path=resolve_model_path(config.model.name_or_path),
-                           lora_rank=_lora_rank(model), lora_sync=config.rollout.vllm_lora_sync,
-                           seed=seed)  # fmt: skip
+    backend = make_backend(
+        backend_name,
+        model,
+        tokenizer,
+        model_path=resolve_model_path(config.model.name_or_path),
+        lora_rank=_lora_rank(model),
+        lora_sync=config.rollout.vllm_lora_sync,
+        seed=seed,
+    )
     seeds = [sample_seed(seed + EVAL_SEED_OFFSET, 0, i) for i in range(len(examples))]
     try:
         with _progress(len(examples), progress) as advance:
-            scored = sample_and_score(backend, task, examples, [render_prompt(tokenizer, e.prompt) for e in examples],
-                                      n, sampling, seeds, ks, policy_tokens(tokenizer), PROMPTS_PER_CALL,
-                                      advance)  # fmt: skip
+            scored = sample_and_score(
+                backend,
+                task,
+                examples,
+                [render_prompt(tokenizer, e.prompt) for e in examples],
+                n,
+                sampling,
+                seeds,
+                ks,
+                policy_tokens(tokenizer),
+                PROMPTS_PER_CALL,
+                advance,
+            )
     finally:
         backend.close()
     per_prompt = [{"example_id": e.id, "n": n, "correct": c} for e, c in zip(examples, scored.correct)]
-    return {**scored.metrics, "samples": n, "prompts": len(examples), "temperature": sampling.temperature,
-            "backend": backend_name, "per_prompt": per_prompt}  # fmt: skip
+    return {
+        **scored.metrics,
+        "samples": n,
+        "prompts": len(examples),
+        "temperature": sampling.temperature,
+        "backend": backend_name,
+        "per_prompt": per_prompt,
+    }
 
 
 @contextmanager

@@ -157,11 +157,17 @@ def train_one(
         arm_logprobs, arm_old, arm_adv, arm_weights = step_inputs(config, logprobs, old_logprobs, adv, generator)
         log_now = step % config.log_every == 0 or step == config.steps or (callback and step % callback_every == 0)
         loss, metrics = objective_loss(
-            name, objective, arm_logprobs, arm_old, arm_adv, mask,
+            name,
+            objective,
+            arm_logprobs,
+            arm_old,
+            arm_adv,
+            mask,
             log_z=log_z.expand(arm_adv.numel()),  # [N] (FlowRL only)
             entropy=arm_entropy(logprobs, arm_adv.numel(), entropy_mode),  # [N, 1] (EntAdv only)
-            weights=arm_weights, with_metrics=log_now,
-        )  # fmt: skip
+            weights=arm_weights,
+            with_metrics=log_now,
+        )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -49,14 +49,17 @@ def response_forward(
     trainer passes the unwrapped model there, so the DDP wrapper sees exactly one forward per backward.
     """
     if prompt_index is not None:
-        shared = _shared_prompt_forward(model, prefix_model or model, input_ids, attention_mask, width, prompt_index,
-                                        want_hidden)  # fmt: skip
+        shared = _shared_prompt_forward(
+            model, prefix_model or model, input_ids, attention_mask, width, prompt_index, want_hidden
+        )
         if shared is not None:
             return shared
     inputs = dict(
-        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids_from_mask(attention_mask),
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids_from_mask(attention_mask),
         use_cache=False,
-    )  # fmt: skip
+    )
     if want_hidden:
         out = model(**inputs, output_hidden_states=True)
         return out.logits[:, -(width + 1) : -1], out.hidden_states[-1][:, : input_ids.shape[1] - width]
@@ -72,16 +75,24 @@ def _shared_prompt_forward(model, prefix_model, input_ids, attention_mask, width
     """The prompt pass over distinct prompts, then the response pass on the repeated cache; None where the
     rows share nothing or the model's cache cannot be repeated (the caller then runs the full forward)."""
     prompt_width = input_ids.shape[1] - width
-    shared = run_shared_prompt_pass(prefix_model, input_ids[:, :prompt_width], attention_mask[:, :prompt_width],
-                                prompt_index, _NO_SHARING, want_hidden)  # fmt: skip
+    shared = run_shared_prompt_pass(
+        prefix_model,
+        input_ids[:, :prompt_width],
+        attention_mask[:, :prompt_width],
+        prompt_index,
+        _NO_SHARING,
+        want_hidden,
+    )
     if shared is None:
         return None
     prompt, inverse = shared
     response = model(
-        input_ids=input_ids[:, prompt_width:], attention_mask=attention_mask,
-        position_ids=position_ids_from_mask(attention_mask)[:, prompt_width:], past_key_values=prompt.past_key_values,
+        input_ids=input_ids[:, prompt_width:],
+        attention_mask=attention_mask,
+        position_ids=position_ids_from_mask(attention_mask)[:, prompt_width:],
+        past_key_values=prompt.past_key_values,
         use_cache=True,
-    )  # fmt: skip
+    )
     # Response token 0 is predicted by the last prompt column; token t > 0 by response column t - 1.
     logits = torch.cat([prompt.logits[:, -1:][inverse], response.logits[:, :-1]], dim=1)  # [N, T, V]
     hidden = prompt.hidden_states[-1][inverse] if want_hidden else None  # [N, P, H]
@@ -107,9 +118,13 @@ def run_shared_prompt_pass(model, input_ids, attention_mask, prefix_index, unsup
     mask = attention_mask[first]  # [U, P]
     try:
         out = model(
-            input_ids=input_ids[first], attention_mask=mask, position_ids=position_ids_from_mask(mask),
-            use_cache=True, logits_to_keep=1, output_hidden_states=want_hidden,
-        )  # fmt: skip
+            input_ids=input_ids[first],
+            attention_mask=mask,
+            position_ids=position_ids_from_mask(mask),
+            use_cache=True,
+            logits_to_keep=1,
+            output_hidden_states=want_hidden,
+        )
     except TypeError:  # an architecture without logits_to_keep
         out = None
     cache = getattr(out, "past_key_values", None)
@@ -131,9 +146,12 @@ def repeatable_cache(cache) -> bool:
 
 
 def token_logprobs(
-    logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0, with_entropy: bool = False,
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    temperature: float = 1.0,
+    with_entropy: bool = False,
     entropy_grad: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """log softmax(logits / temperature) at `targets`, and optionally the entropy of each token distribution.
 
     logits [N, T, V] (any float dtype), targets [N, T] -> float32 [N, T] (and [N, T] or None). The entropy
@@ -184,17 +202,25 @@ def sequence_logprobs(
 
 
 def response_logprobs_and_hidden(
-    model, input_ids: torch.Tensor, attention_mask: torch.Tensor, response_mask: torch.Tensor,
-    temperature: float = 1.0, with_entropy: bool = False, prompt_index: torch.Tensor | None = None,
-    prefix_model=None, want_hidden: bool = False, entropy_grad: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:  # fmt: skip
+    model,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    response_mask: torch.Tensor,
+    temperature: float = 1.0,
+    with_entropy: bool = False,
+    prompt_index: torch.Tensor | None = None,
+    prefix_model=None,
+    want_hidden: bool = False,
+    entropy_grad: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """sequence_logprobs, plus with `want_hidden` the last layer's hidden states over the prompt columns
     [N, P, H] (the input of the trainer's heads, e.g. FlowRL's log Z; None otherwise). `entropy_grad`: the
     entropies carry gradient (token_logprobs)."""
     width = response_mask.shape[1]
     check_layout(input_ids, width)
-    logits, hidden = response_forward(model, input_ids, attention_mask, width, prompt_index, prefix_model,
-                                      want_hidden)  # [N, T, V], [N, P, H] or None  # fmt: skip
+    logits, hidden = response_forward(
+        model, input_ids, attention_mask, width, prompt_index, prefix_model, want_hidden
+    )  # [N, T, V], [N, P, H] or None
     logprobs, entropy = token_logprobs(logits, input_ids[:, -width:], temperature, with_entropy, entropy_grad)  # [N, T]
     return mask_response(logprobs, response_mask), mask_response(entropy, response_mask), hidden
 

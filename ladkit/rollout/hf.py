@@ -93,9 +93,12 @@ class HFBackend:
         processors = [*_warpers(sampling), recorder, chooser]
         prompt_cache = self._shared_prompt_pass(rows, input_ids, attention_mask)
         sequences = self.model.generate(
-            input_ids=input_ids, attention_mask=attention_mask, generation_config=self._generation_config(sampling),
-            logits_processor=LogitsProcessorList(processors), **prompt_cache,
-        )  # fmt: skip
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            generation_config=self._generation_config(sampling),
+            logits_processor=LogitsProcessorList(processors),
+            **prompt_cache,
+        )
         generated = sequences[:, input_ids.shape[1] :]  # [R, T]
         logprobs = recorder.result(generated)  # [R, T]
         return [self._completion(generated[r].tolist(), logprobs[r].tolist()) for r in range(len(rows))]
@@ -106,8 +109,9 @@ class HFBackend:
         distinct: dict[tuple[int, ...], int] = {}
         index = [distinct.setdefault(tuple(row), len(distinct)) for row in rows]
         prompt_index = torch.tensor(index, device=input_ids.device)  # [R]
-        shared = run_shared_prompt_pass(self.model, input_ids[:, :-1], attention_mask[:, :-1], prompt_index,
-                                        _NO_SHARED_PROMPT_PASS)  # fmt: skip
+        shared = run_shared_prompt_pass(
+            self.model, input_ids[:, :-1], attention_mask[:, :-1], prompt_index, _NO_SHARED_PROMPT_PASS
+        )
         return {} if shared is None else {"past_key_values": shared[0].past_key_values}
 
     def _completion(self, token_ids: list[int], logprobs: list[float]) -> Completion:
@@ -122,10 +126,16 @@ class HFBackend:
         # top_k=20) cannot change what SamplingConfig says. Penalties act in any mode: switched off explicitly,
         # since generate() fills unset (None) fields from that file.
         return GenerationConfig(
-            do_sample=False, num_beams=1, repetition_penalty=1.0, no_repeat_ngram_size=0,
-            max_new_tokens=sampling.max_new_tokens, min_new_tokens=0, eos_token_id=sorted(self.stop_ids),
-            pad_token_id=self.pad_id, use_cache=True,
-        )  # fmt: skip
+            do_sample=False,
+            num_beams=1,
+            repetition_penalty=1.0,
+            no_repeat_ngram_size=0,
+            max_new_tokens=sampling.max_new_tokens,
+            min_new_tokens=0,
+            eos_token_id=sorted(self.stop_ids),
+            pad_token_id=self.pad_id,
+            use_cache=True,
+        )
 
 
 def _warpers(sampling: SamplingConfig) -> list[LogitsProcessor]:
@@ -184,8 +194,10 @@ class _ChooseToken(LogitsProcessor):
         if row_seeds is None:
             return
         if batched:
-            draws = [torch.rand(max_new_tokens, generator=torch.Generator().manual_seed(s), dtype=torch.float64)
-                     for s in row_seeds]  # fmt: skip
+            draws = [
+                torch.rand(max_new_tokens, generator=torch.Generator().manual_seed(s), dtype=torch.float64)
+                for s in row_seeds
+            ]
             self.uniforms = torch.stack(draws).to(device)  # [R, T]
         else:
             self.generators = [torch.Generator(device=device).manual_seed(seed) for seed in row_seeds]

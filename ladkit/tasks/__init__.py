@@ -141,9 +141,13 @@ def _countdown(config: TaskConfig) -> Task:
 
     countdown = config.countdown
     return CountdownTask(
-        config.prompt_style, config.seed, config.train_size or 1000, config.eval_size, countdown.num_numbers,
+        config.prompt_style,
+        config.seed,
+        config.train_size or 1000,
+        config.eval_size,
+        countdown.num_numbers,
         countdown.generator_options,
-    )  # fmt: skip
+    )
 
 
 def _arithmetic(generator: str) -> Callable[[TaskConfig], Task]:
@@ -151,9 +155,14 @@ def _arithmetic(generator: str) -> Callable[[TaskConfig], Task]:
         from ladkit.tasks.arithmetic import ArithmeticTask
 
         return ArithmeticTask(
-            generator, config.prompt_style, config.seed, config.train_size or 2000, config.eval_size,
-            config.arithmetic.generator_options, _scorer(config),
-        )  # fmt: skip
+            generator,
+            config.prompt_style,
+            config.seed,
+            config.train_size or 2000,
+            config.eval_size,
+            config.arithmetic.generator_options,
+            _scorer(config),
+        )
 
     return build
 
@@ -164,10 +173,20 @@ def _dataset(preset: str | None) -> Callable[[TaskConfig], Task]:
 
         data = config.dataset
         return DatasetTask(
-            data.path, preset or data.preset, data.config_name, data.split, data.eval_split, data.prompt_field,
-            data.answer_field, config.prompt_style, config.seed, config.train_size, config.eval_size, _scorer(config),
+            data.path,
+            preset or data.preset,
+            data.config_name,
+            data.split,
+            data.eval_split,
+            data.prompt_field,
+            data.answer_field,
+            config.prompt_style,
+            config.seed,
+            config.train_size,
+            config.eval_size,
+            _scorer(config),
             data.max_skipped_fraction,
-        )  # fmt: skip
+        )
 
     return build
 
@@ -182,10 +201,20 @@ def _code(preset: str) -> Callable[[TaskConfig], Task]:
         wall, data = config.reward_timeout_s, config.dataset
         limits = Limits(wall_s=wall, cpu_s=max(1, math.ceil(wall)), memory_mb=config.code.memory_mb)
         return CodeTask(
-            preset, data.path, data.config_name, data.split, data.eval_split, data.prompt_field, data.answer_field,
-            config.prompt_style, config.seed, config.train_size, config.eval_size,
-            CodeScorer(config.code.reward_mode, limits, config.reward_workers), data.max_skipped_fraction,
-        )  # fmt: skip
+            preset,
+            data.path,
+            data.config_name,
+            data.split,
+            data.eval_split,
+            data.prompt_field,
+            data.answer_field,
+            config.prompt_style,
+            config.seed,
+            config.train_size,
+            config.eval_size,
+            CodeScorer(config.code.reward_mode, limits, config.reward_workers),
+            data.max_skipped_fraction,
+        )
 
     return build
 

@@ -158,10 +158,19 @@ class CodeTask(DatasetTask):
         local = Path(source).expanduser().is_file()
         eval_split = eval_split if eval_split is not None or local else base.eval_split
         super().__init__(
-            source, None, dataset_config if dataset_config is not None else base.config, split or base.split,
-            eval_split, prompt_field or base.prompt_field, answer_field or base.tests_field, prompt_style, seed,
-            train_size, eval_size, max_skipped_fraction=max_skipped_fraction,
-        )  # fmt: skip
+            source,
+            None,
+            dataset_config if dataset_config is not None else base.config,
+            split or base.split,
+            eval_split,
+            prompt_field or base.prompt_field,
+            answer_field or base.tests_field,
+            prompt_style,
+            seed,
+            train_size,
+            eval_size,
+            max_skipped_fraction=max_skipped_fraction,
+        )
         self.eval_only = base.eval_only and eval_split is None
         self.name, self.schema = preset, base.schema
         self.scorer = scorer or CodeScorer()  # replaces DatasetTask's (lazy, never started) math-verify scorer

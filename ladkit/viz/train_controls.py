@@ -104,7 +104,7 @@ def make_controls(widgets: Any, start: TrainConfig, preset: str) -> dict[str, An
         "divergence": menu("divergence", DIVERGENCES.names(), "divergence (LAD)"),
         "inv_eta": widgets.FloatLogSlider(
             value=values["inv_eta"], base=10, min=-1, max=2, step=0.05, description="1/eta (LAD)", style=wide
-        ),  # fmt: skip
+        ),
         "lr": widgets.BoundedFloatText(value=values["lr"], min=0, max=1, step=1e-5, description="lr", style=wide),
         "max_new_tokens": _count(widgets, values, "max_new_tokens", "max new tokens", 1, 10**5),
         "steps": _count(widgets, values, "steps", "steps", 1, 10**6),
@@ -116,8 +116,9 @@ def make_controls(widgets: Any, start: TrainConfig, preset: str) -> dict[str, An
 
 
 def _count(widgets: Any, values: dict[str, Any], name: str, label: str, low: int, high: int) -> Any:
-    return widgets.BoundedIntText(value=values[name], min=low, max=high, description=label,
-                                  style={"description_width": "initial"})  # fmt: skip
+    return widgets.BoundedIntText(
+        value=values[name], min=low, max=high, description=label, style={"description_width": "initial"}
+    )
 
 
 def _with(options: Any, value: Any) -> list:
