@@ -1,7 +1,8 @@
 """The bandit experiment's config: one dataclass, each field documented, validated on creation.
 
-The objectives' settings are the objectives' own config sections (`lad`, `grpo`, `flowrl`: LADConfig,
-GRPOConfig, FlowRLConfig), with the bandit's defaults: 1/eta = 2, GRPO's clip off, FlowRL's beta = 1/eta.
+The objectives' settings are the objectives' own config sections (`lad`, `grpo`, `flowrl`, `clip_cov`, `kl_cov`,
+`ent_adv`: LADConfig, GRPOConfig, ...), with the bandit's defaults: 1/eta = 2, the PPO clip off for GRPO, ClipCov
+and EntAdv, FlowRL's beta = 1/eta.
 `resolve_bandit(preset, overrides, settings)` builds one from a preset or YAML file, `a.b=c` overrides and
 settings by name (the CLI's flags, the dashboard's controls), checking every key like `ladkit train`'s config.
 """
@@ -16,7 +17,16 @@ from ladkit.advantages import ESTIMATORS
 from ladkit.bandit.shapes import SHAPES
 from ladkit.config import apply_overrides, build, load_preset, merge
 from ladkit.errors import LadkitError
-from ladkit.objectives import DIVERGENCES, OBJECTIVES, FlowRLConfig, GRPOConfig, LADConfig
+from ladkit.objectives import (
+    DIVERGENCES,
+    OBJECTIVES,
+    ClipCovConfig,
+    EntAdvConfig,
+    FlowRLConfig,
+    GRPOConfig,
+    KLCovConfig,
+    LADConfig,
+)
 
 
 def _bandit_grpo() -> GRPOConfig:
@@ -59,6 +69,12 @@ class BanditConfig:
     """GRPO's settings; the clip is off by default (epsilon_low 1, epsilon_high inf)."""
     flowrl: FlowRLConfig | None = None
     """FlowRL's settings; unset: beta = LAD's 1/eta (FlowRL aims at the same target) and no importance clip."""
+    clip_cov: ClipCovConfig = field(default_factory=lambda: ClipCovConfig(epsilon_low=1.0, epsilon_high=math.inf))
+    """ClipCov's settings; the PPO clip is off as for GRPO, so dropping high-covariance arms is the only change."""
+    kl_cov: KLCovConfig = field(default_factory=KLCovConfig)
+    """KLCov's settings (its surrogate has no clip)."""
+    ent_adv: EntAdvConfig = field(default_factory=lambda: EntAdvConfig(epsilon_low=1.0, epsilon_high=math.inf))
+    """EntAdv's settings; the PPO clip is off as for GRPO, so the entropy bonus is the only change."""
 
     # keys of the flat layout (before the objective sections): an error naming the new key
     MOVED: ClassVar[dict[str, str]] = {

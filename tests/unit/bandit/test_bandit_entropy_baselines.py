@@ -56,12 +56,14 @@ def test_kl_cov_covariance_is_over_the_arms():
 
 @pytest.mark.parametrize("objective", ["clip_cov", "kl_cov", "ent_adv"])
 def test_each_baseline_trains_the_trimodal_bandit(objective):
-    # 300 steps on the paper's bandit: a finite policy that has moved toward the advantaged arms (EntAdv the
-    # least: its 0.2 clip against the frozen uniform pi_old stops arms at ratio 1.2, E_pi[A] 0.22 when measured).
+    # 300 steps on the paper's bandit: a finite policy that has moved toward the advantaged arms. With a PPO clip
+    # against the frozen uniform pi_old arms would stop at ratio 1 + eps (EntAdv at GRPO's 0.2: E_pi[A] 0.22 at 300
+    # steps, measured); the bandit turns the clip off as for GRPO.
     result = run_bandit(BanditConfig(objectives=[objective], steps=300, log_every=50))
     run = result.runs[0]
     assert torch.isfinite(run.probs).all() and run.probs.sum().item() == pytest.approx(1.0, abs=1e-5)
-    assert (run.probs * result.advantages).sum().item() > 0.15  # E_pi[A] rose from 0 (uniform, standardised A)
+    assert math.isinf(getattr(result.config, objective).__dict__.get("epsilon_high", math.inf))
+    assert (run.probs * result.advantages).sum().item() > 0.5  # E_pi[A] rose from 0 (uniform, standardised A)
     assert all(math.isfinite(value) for row in run.history for value in row.values())
 
 
