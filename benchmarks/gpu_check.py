@@ -69,8 +69,10 @@ class HashRewardTask:
 
     def __init__(self, train_size: int = 512, eval_size: int = 4, seed: int = 0):
         rng = random.Random(seed)
-        prompts = [",".join(str(rng.randint(1, 99)) for _ in range(4)) + f"->{rng.randint(10, 200)}:"
-                   for _ in range(train_size + eval_size)]  # fmt: skip
+        prompts = [
+            ",".join(str(rng.randint(1, 99)) for _ in range(4)) + f"->{rng.randint(10, 200)}:"
+            for _ in range(train_size + eval_size)
+        ]
         examples = [Example(id=f"gpu-{i}", prompt=p) for i, p in enumerate(prompts)]
         self._train, self._eval = examples[:train_size], examples[train_size:]
 
@@ -93,9 +95,12 @@ def build_model(folder: Path, size: str, device: torch.device) -> int:
     shape = SIZES[size]
     tokenizer = char_tokenizer(vocab_size=shape["vocab_size"])
     config = Qwen2Config(
-        **shape, tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        **shape,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-    )  # fmt: skip
+    )
     torch.manual_seed(0)
     with torch.device(device):
         model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
@@ -126,17 +131,31 @@ def run_objective(objective: str, model_dir: Path, run_dir: Path, args) -> list[
     config = build(
         TrainConfig,
         {
-            "model": {"name_or_path": str(model_dir), "lora": True, "lora_rank": 16, "lora_alpha": 32,
-                      "dtype": "bfloat16", "gradient_checkpointing": args.gradient_checkpointing},
-            "task": {"name": "gpu_check", "eval_size": 4}, "shared_prompt_pass": SHARING[args.shared_prompt_pass],
+            "model": {
+                "name_or_path": str(model_dir),
+                "lora": True,
+                "lora_rank": 16,
+                "lora_alpha": 32,
+                "dtype": "bfloat16",
+                "gradient_checkpointing": args.gradient_checkpointing,
+            },
+            "task": {"name": "gpu_check", "eval_size": 4},
+            "shared_prompt_pass": SHARING[args.shared_prompt_pass],
             "objective": objective,
             "rollout": {"backend": "hf", "max_new_tokens": args.max_new_tokens, "temperature": 1.0},
             "optim": {"lr": 1e-5, "grad_accumulation": args.grad_accumulation},
-            "steps": args.steps, "prompts_per_step": args.prompts, "group_size": args.group_size,
-            "mini_batches": 2, "eval_every": 0, "eval_samples": 1, "checkpoint_every": 0, "samples_every": 0,
-            "tracked_prompts": 0, "seed": 0,
+            "steps": args.steps,
+            "prompts_per_step": args.prompts,
+            "group_size": args.group_size,
+            "mini_batches": 2,
+            "eval_every": 0,
+            "eval_samples": 1,
+            "checkpoint_every": 0,
+            "samples_every": 0,
+            "tracked_prompts": 0,
+            "seed": 0,
         },
-    )  # fmt: skip
+    )
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     train(config, run_dir)
@@ -214,8 +233,12 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--grad-accumulation", type=int, default=4, help="micro-batches per mini-batch")
     parser.add_argument("--gradient-checkpointing", action="store_true")
-    parser.add_argument("--shared-prompt-pass", choices=sorted(SHARING), default="auto",
-                        help="the trainer's shared_prompt_pass (auto: on a CPU only)")  # fmt: skip
+    parser.add_argument(
+        "--shared-prompt-pass",
+        choices=sorted(SHARING),
+        default="auto",
+        help="the trainer's shared_prompt_pass (auto: on a CPU only)",
+    )
     parser.add_argument(
         "--no-compare-samplers",
         dest="compare_samplers",
@@ -241,23 +264,36 @@ def main() -> None:
     started = time.perf_counter()
     sharing = resolve_shared_prompt_pass(SHARING[args.shared_prompt_pass], device)
     result = {
-        **environment(), "card": card, "peak_tflops_bf16": peak, "torch": torch.__version__,
-        "transformers": transformers.__version__, "peft": peft.__version__, "size": args.size,
-        "shared_prompt_pass": sharing, "prompts": args.prompts,
-        "group_size": args.group_size, "max_new_tokens": args.max_new_tokens, "steps": args.steps,
-        "warmup": args.warmup, "objectives": {},
-    }  # fmt: skip
-    print(f"gpu_check on {card}: torch {torch.__version__}, transformers {transformers.__version__}, "
-          f"peft {peft.__version__}, shared prompt pass {'on' if result['shared_prompt_pass'] else 'off'}",
-          flush=True)  # fmt: skip
+        **environment(),
+        "card": card,
+        "peak_tflops_bf16": peak,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+        "size": args.size,
+        "shared_prompt_pass": sharing,
+        "prompts": args.prompts,
+        "group_size": args.group_size,
+        "max_new_tokens": args.max_new_tokens,
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "objectives": {},
+    }
+    print(
+        f"gpu_check on {card}: torch {torch.__version__}, transformers {transformers.__version__}, "
+        f"peft {peft.__version__}, shared prompt pass {'on' if result['shared_prompt_pass'] else 'off'}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="ladkit-gpu-check-") as tmp:
         model_dir = Path(tmp) / "model"
         built = time.perf_counter()
         params = build_model(model_dir, args.size, device)
         result["parameters"] = params
         result["build_s"] = time.perf_counter() - built
-        print(f"random-init {args.size} model: {params / 1e6:.1f}M parameters, built in {result['build_s']:.1f} s",
-              flush=True)  # fmt: skip
+        print(
+            f"random-init {args.size} model: {params / 1e6:.1f}M parameters, built in {result['build_s']:.1f} s",
+            flush=True,
+        )
         for objective in args.objectives.split(","):
             begun = time.perf_counter()
             rows = run_objective(objective, model_dir, Path(tmp) / f"run-{objective}", args)
@@ -270,9 +306,12 @@ def main() -> None:
         if args.compare_samplers:
             result["samplers"] = compare_samplers(model_dir, args)
             s = result["samplers"]
-            print(f"rollout of {args.prompts}x{args.group_size}x{s['max_new_tokens']} tokens: batched sampler "
-                  f"{s['batched_rollout_s']:.2f} s, per-row sampler {s['per_row_rollout_s']:.2f} s "
-                  f"({s['per_row_over_batched']:.2f}x)", flush=True)  # fmt: skip
+            print(
+                f"rollout of {args.prompts}x{args.group_size}x{s['max_new_tokens']} tokens: batched sampler "
+                f"{s['batched_rollout_s']:.2f} s, per-row sampler {s['per_row_rollout_s']:.2f} s "
+                f"({s['per_row_over_batched']:.2f}x)",
+                flush=True,
+            )
             _free(device)
     objectives = result["objectives"]
     if "lad" in objectives and "grpo" in objectives:

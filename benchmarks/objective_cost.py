@@ -66,8 +66,14 @@ def train_config(args):
     from ladkit.training.resolve import resolve
 
     data = to_dict(resolve(None, [], {}))  # the default preset: built-in model, LoRA, countdown
-    data.update(prompts_per_step=args.prompts, group_size=args.group_size, samples_every=0, tracked_prompts=0,
-                eval_every=0, seed=args.seed)  # fmt: skip
+    data.update(
+        prompts_per_step=args.prompts,
+        group_size=args.group_size,
+        samples_every=0,
+        tracked_prompts=0,
+        eval_every=0,
+        seed=args.seed,
+    )
     data["rollout"]["max_new_tokens"] = args.max_new_tokens
     data["task"] = {**data["task"], "train_size": 256, "eval_size": 8}
     return build(TrainConfig, data)
@@ -141,8 +147,16 @@ def loss_call(config, name: str, inputs) -> None:
 
     logprobs, old, advantages, mask, num_tokens = inputs
     set_objective(config, name)
-    loss, _ = objective_loss(config.objective, config.objective_config, logprobs, old, advantages, mask,
-                             max_completion_length=mask.shape[1], num_tokens=num_tokens)  # fmt: skip
+    loss, _ = objective_loss(
+        config.objective,
+        config.objective_config,
+        logprobs,
+        old,
+        advantages,
+        mask,
+        max_completion_length=mask.shape[1],
+        num_tokens=num_tokens,
+    )
     loss.backward()
     logprobs.grad = None
 

@@ -62,12 +62,24 @@ def ladkit_config(args):
     from ladkit.training.resolve import resolve
 
     overrides = [
-        "objective=grpo", f"grpo.aggregation={LOSS_TYPE}", f"grpo.epsilon_low={CLIP}", f"grpo.epsilon_high={CLIP}",
-        "grpo.beta=0.0", f"prompts_per_step={args.prompts}", f"group_size={args.group_size}",
-        f"rollout.max_new_tokens={args.max_new_tokens}", "rollout.temperature=1.0", "mini_batches=2",
-        "samples_every=0", "tracked_prompts=0", "eval_every=0", "checkpoint_every=0", f"seed={args.seed}",
-        f"task.train_size={TRAIN_SIZE}", f"task.eval_size={EVAL_SIZE}",
-    ]  # fmt: skip
+        "objective=grpo",
+        f"grpo.aggregation={LOSS_TYPE}",
+        f"grpo.epsilon_low={CLIP}",
+        f"grpo.epsilon_high={CLIP}",
+        "grpo.beta=0.0",
+        f"prompts_per_step={args.prompts}",
+        f"group_size={args.group_size}",
+        f"rollout.max_new_tokens={args.max_new_tokens}",
+        "rollout.temperature=1.0",
+        "mini_batches=2",
+        "samples_every=0",
+        "tracked_prompts=0",
+        "eval_every=0",
+        "checkpoint_every=0",
+        f"seed={args.seed}",
+        f"task.train_size={TRAIN_SIZE}",
+        f"task.eval_size={EVAL_SIZE}",
+    ]
     return resolve(None, overrides, {})
 
 
@@ -159,25 +171,53 @@ def run_trl(args) -> dict:
     path = resolve_model_path(config.model.name_or_path)
     model, tokenizer = AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
     lora = LoraConfig(
-        r=config.model.lora_rank, lora_alpha=config.model.lora_alpha, lora_dropout=config.model.lora_dropout,
-        target_modules=config.model.target_modules, task_type="CAUSAL_LM", bias="none",
-    )  # fmt: skip
+        r=config.model.lora_rank,
+        lora_alpha=config.model.lora_alpha,
+        lora_dropout=config.model.lora_dropout,
+        target_modules=config.model.target_modules,
+        task_type="CAUSAL_LM",
+        bias="none",
+    )
     dataset = Dataset.from_list([{"prompt": e.prompt, "example_index": i} for i, e in enumerate(examples)])
     out_dir = Path(tempfile.mkdtemp(prefix="trl_compare_trl_"))
     steps = mini * (args.warmup + args.steps)
     trl_args = config_cls(
-        output_dir=str(out_dir), seed=config.seed, use_cpu=True, bf16=False, fp16=False, gradient_checkpointing=False,
-        per_device_train_batch_size=config.prompts_per_step * config.group_size // mini, steps_per_generation=mini,
-        gradient_accumulation_steps=1, num_iterations=config.epochs, num_generations=config.group_size,
-        max_completion_length=config.rollout.max_new_tokens, temperature=config.rollout.temperature,
-        top_p=config.rollout.top_p, top_k=config.rollout.top_k, learning_rate=config.optim.lr,
-        adam_beta1=config.optim.betas[0], adam_beta2=config.optim.betas[1], weight_decay=config.optim.weight_decay,
-        max_grad_norm=config.optim.max_grad_norm, lr_scheduler_type="constant", warmup_steps=0,
-        beta=config.grpo.beta, epsilon=config.grpo.epsilon_low, epsilon_high=config.grpo.epsilon_high,
-        loss_type=config.grpo.aggregation, scale_rewards=config.advantage_scale, max_steps=steps,
-        logging_steps=steps + 1, save_strategy="no", eval_strategy="no", report_to="none", disable_tqdm=True,
-        log_completions=False, dataloader_num_workers=0,
-    )  # fmt: skip
+        output_dir=str(out_dir),
+        seed=config.seed,
+        use_cpu=True,
+        bf16=False,
+        fp16=False,
+        gradient_checkpointing=False,
+        per_device_train_batch_size=config.prompts_per_step * config.group_size // mini,
+        steps_per_generation=mini,
+        gradient_accumulation_steps=1,
+        num_iterations=config.epochs,
+        num_generations=config.group_size,
+        max_completion_length=config.rollout.max_new_tokens,
+        temperature=config.rollout.temperature,
+        top_p=config.rollout.top_p,
+        top_k=config.rollout.top_k,
+        learning_rate=config.optim.lr,
+        adam_beta1=config.optim.betas[0],
+        adam_beta2=config.optim.betas[1],
+        weight_decay=config.optim.weight_decay,
+        max_grad_norm=config.optim.max_grad_norm,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        beta=config.grpo.beta,
+        epsilon=config.grpo.epsilon_low,
+        epsilon_high=config.grpo.epsilon_high,
+        loss_type=config.grpo.aggregation,
+        scale_rewards=config.advantage_scale,
+        max_steps=steps,
+        logging_steps=steps + 1,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        log_completions=False,
+        dataloader_num_workers=0,
+    )
     try:
         trainer = CountingTrainer(
             model=model, reward_funcs=countdown_reward, args=trl_args, train_dataset=dataset,

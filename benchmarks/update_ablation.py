@@ -94,10 +94,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="write update_ablation.json here")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    result: dict = {**environment("transformers", "peft"), "torch": torch.__version__,
-                    "card": torch.cuda.get_device_name(device) if device.type == "cuda" else "no GPU",
-                    "size": args.size, "rows": args.prompts * args.group_size, "width": args.width,
-                    "variants": {}}  # fmt: skip
+    result: dict = {
+        **environment("transformers", "peft"),
+        "torch": torch.__version__,
+        "card": torch.cuda.get_device_name(device) if device.type == "cuda" else "no GPU",
+        "size": args.size,
+        "rows": args.prompts * args.group_size,
+        "width": args.width,
+        "variants": {},
+    }
     with tempfile.TemporaryDirectory(prefix="ladkit-ablation-") as tmp:
         build_model(Path(tmp), args.size, device)
         model, _ = load_policy(ModelConfig(name_or_path=tmp, dtype="bfloat16", lora=True))
@@ -108,8 +113,9 @@ def main() -> None:
         "no_grad+entropy": dict(grad=False, entropy=True),
     }
     for prompt_length in [int(x) for x in args.prompt_lengths.split(",")]:
-        ids, mask, index = micro_batch(SIZES[args.size]["vocab_size"], args.prompts, args.group_size, args.width,
-                                       device, prompt_length)  # fmt: skip
+        ids, mask, index = micro_batch(
+            SIZES[args.size]["vocab_size"], args.prompts, args.group_size, args.width, device, prompt_length
+        )
         for name, kind in variants.items():
             for shared in (False, True):
                 label = f"P{prompt_length} {name} {'shared' if shared else 'full'}"
@@ -123,8 +129,11 @@ def main() -> None:
                     torch.cuda.empty_cache()
                     continue
                 result["variants"][label] = {"median_s": statistics.median(times), "all_s": times}
-                print(f"{label:>30}: {statistics.median(times) * 1e3:8.1f} ms  "
-                      f"({', '.join(f'{t * 1e3:.0f}' for t in times)})", flush=True)  # fmt: skip
+                print(
+                    f"{label:>30}: {statistics.median(times) * 1e3:8.1f} ms  "
+                    f"({', '.join(f'{t * 1e3:.0f}' for t in times)})",
+                    flush=True,
+                )
         write_record(result, args.out / "update_ablation.json" if args.out else None, quiet=True)  # survives a kill
     if args.profile:
         from torch.profiler import ProfilerActivity, profile
