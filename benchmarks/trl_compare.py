@@ -220,9 +220,14 @@ def run_trl(args) -> dict:
     )
     try:
         trainer = CountingTrainer(
-            model=model, reward_funcs=countdown_reward, args=trl_args, train_dataset=dataset,
-            processing_class=tokenizer, peft_config=lora, callbacks=[Clock()],
-        )  # fmt: skip
+            model=model,
+            reward_funcs=countdown_reward,
+            args=trl_args,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=lora,
+            callbacks=[Clock()],
+        )
         rss_setup = _rss_mb("VmRSS")
         trainer.train()
     finally:
