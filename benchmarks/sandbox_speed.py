@@ -3,9 +3,11 @@
 Measures, for a trivial program (`print(int(input()) + 1)` against one stdin/stdout test):
   bare        median wall time of `python -c pass` as a plain subprocess (the floor any process-per-test
               runner pays)
-  sandboxed   median wall time of one `execute()` (directory, launcher, uid switch, namespace, cleanup)
+  sandboxed   median wall time of one `execute()` (directory, bubblewrap's namespaces or the fallback,
+              launcher, uid switch, memory polling, cleanup)
   throughput  test executions per second through `run_batch` with `--workers` threads
-Prints a JSON line; record it in docs/benchmarks.md with the machine.
+Prints a JSON line; record it in docs/benchmarks.md with the machine. `LADKIT_SANDBOX=fallback` measures
+the fallback confinement instead of bubblewrap (the `boundary` key says which ran).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import time
 
 from bench_env import environment  # benchmarks/bench_env.py (the script's own folder is on sys.path)
 
-from ladkit.sandbox import Limits, execute, run_batch
+from ladkit.sandbox import Limits, boundary, execute, run_batch
 
 PROGRAM = "print(int(input()) + 1)\n"
 
@@ -66,6 +68,7 @@ def main() -> None:
         "executions_per_s": round(throughput(args.executions, args.workers), 1),
         "workers": args.workers,
         "as_root": os.geteuid() == 0,
+        "boundary": boundary.mode(),
         **environment(),
     }
     print(json.dumps(report))

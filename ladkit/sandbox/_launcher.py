@@ -1,6 +1,7 @@
 """Runs inside the sandbox process: confine this process, then execute `main.py` from the working directory.
 
-Started as `python -I -S _launcher.py '<json settings>'` by `runner.py`, as root when the parent is root.
+Started as `python -I -S _launcher.py '<json settings>'` by `runner.py`, as root when the parent is root,
+inside bubblewrap's namespaces (settings "namespaced") or, in the fallback, directly.
 Standalone on purpose (stdlib only, no ladkit import): it runs before and after privileges are dropped.
 Order matters: the network namespace needs CAP_SYS_ADMIN, so it comes before setuid; modules the program may
 want are imported while the interpreter's files are still readable (a Python under /root is not, to others).
@@ -76,9 +77,10 @@ def _drop_privileges(uid: int) -> None:
 def _confine(settings: dict) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     as_root = os.geteuid() == 0
-    _isolate_network(libc, as_root)
-    for name in PRELOAD:
-        __import__(name)
+    if not settings.get("namespaced"):  # under bubblewrap: network namespace made, interpreter readable by all
+        _isolate_network(libc, as_root)
+        for name in PRELOAD:
+            __import__(name)
     libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)  # setuid binaries (su, sudo) cannot give root back
     _set_limits(settings, as_root)
     if as_root:

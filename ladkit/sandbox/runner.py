@@ -2,11 +2,14 @@
 
 Owns `Limits`, `Execution` (what one run gave) and `execute(code, stdin, limits)`. Each run:
 
-1. gets a fresh base directory (root-only, 0700) holding the stdin/stdout/stderr files and `work/`, the
-   program's working directory (owned by the sandbox uid); all of it is removed afterwards;
-2. starts `python -I -S _launcher.py` in a new session with a minimal environment (no inherited variables);
-   the launcher enters a new network namespace, sets the rlimits, and (as root) switches to a fresh uid;
-3. is waited for up to `wall_s`; then its session and, as root, every process of its uid are SIGKILLed,
+1. gets a fresh base directory (root-only, 0700) holding the stdin/stdout/stderr files and `work/main.py`
+   (owned by the sandbox uid); all of it is removed afterwards;
+2. starts `python -I -S _launcher.py` in a new session with a minimal environment (no inherited variables),
+   inside bubblewrap's namespaces (boundary.py: private filesystem, PID and network namespaces) when this
+   machine has it, else directly (the fallback); the launcher sets the rlimits, enters a network namespace
+   if bwrap did not, and (as root) switches to a fresh uid;
+3. is waited for up to `wall_s`, its processes' memory summed every POLL_S (processes.py); then its session
+   and every process of the execution are SIGKILLed and any zombie child it left this process is reaped,
    so nothing it started (even a child that left the session) outlives the call;
 4. is classified: ok, timeout, memory, output_limit or crash (syntax errors are found before any process).
 
@@ -31,19 +34,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ladkit.errors import LadkitError
+from ladkit.sandbox import boundary, processes
+from ladkit.sandbox.boundary import SandboxError
 
 LAUNCHER = Path(__file__).with_name("_launcher.py")
 SETUP_FAILED = 121  # the launcher's "could not confine" status
 # Fresh uids for root mode: far above any real account, one per concurrent run, so RLIMIT_NPROC and the
 # final "kill every process of this uid" concern this run only.
 UID_BASE, UID_SPAN = 1_500_000_000, 100_000_000
+POLL_S = 0.02  # how often the whole execution's memory is summed (the overshoot window of the memory limit)
 STATUSES = ("ok", "timeout", "memory", "output_limit", "crash", "syntax_error")
 _uids_in_use: set[int] = set()
 _uid_lock = threading.Lock()
-
-
-class SandboxError(RuntimeError):
-    """The sandbox could not be set up (not the program's fault): no run happens unconfined."""
 
 
 @dataclass(frozen=True)
@@ -55,14 +57,17 @@ class Limits:
     cpu_s: int = 4
     """CPU seconds (RLIMIT_CPU, whole seconds): SIGXCPU at the limit, SIGKILL a second later."""
     memory_mb: int = 512
-    """Address space (RLIMIT_AS) in MiB; allocations beyond it fail with MemoryError."""
+    """MiB for the whole execution: each process's address space (RLIMIT_AS: MemoryError beyond it) and the
+    memory of all its processes together (summed every POLL_S; over it, everything is killed as `memory`)."""
     processes: int = 16
-    """Processes and threads the run may have at once (RLIMIT_NPROC)."""
+    """Processes and threads the whole execution may have at once (RLIMIT_NPROC on its fresh uid)."""
+    tmp_mb: int = 32
+    """MiB of each private tmpfs (/tmp, /var/tmp, /dev/shm and the working folder; bubblewrap only)."""
     output_bytes: int = 1 << 20
     """Bytes of stdout (and of stderr, and of any file it writes) kept; reaching it is output_limit."""
 
     def __post_init__(self) -> None:
-        for name in ("wall_s", "cpu_s", "memory_mb", "processes", "output_bytes"):
+        for name in ("wall_s", "cpu_s", "memory_mb", "processes", "output_bytes", "tmp_mb"):
             if not getattr(self, name) > 0:
                 raise LadkitError(f"sandbox limit {name} must be > 0, got {getattr(self, name)!r}")
 
@@ -77,6 +82,8 @@ class Execution:
     returncode: int | None = None
     wall_s: float = 0.0
     detail: str = ""
+    boundary: str = ""
+    """'bubblewrap' or 'fallback' (see boundary.py); empty when no process ran."""
 
 
 def check_syntax(code: str) -> str | None:
@@ -107,45 +114,12 @@ def _release_uid(uid: int) -> None:
         _uids_in_use.discard(uid)
 
 
-def processes_of(uid: int) -> list[int]:
-    """Live (not zombie) process ids whose owner is `uid`."""
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            if os.stat(f"/proc/{name}").st_uid != uid:
-                continue
-            state = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue  # it exited while we looked
-        if state != "Z":
-            found.append(int(name))
-    return found
-
-
-def _kill_uid(uid: int, deadline_s: float = 5.0) -> None:
-    """SIGKILL every process of `uid` until none is left (a fork bomb may still be forking mid-sweep)."""
-    end = time.monotonic() + deadline_s
-    while (pids := processes_of(uid)) and time.monotonic() < end:
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.005)
-
-
-def _kill_session(process: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)  # start_new_session made its pid the group id
-    process.wait()
-
-
 # ----------------------------------------------------------------------------------------------- a run
 
 
-def _environment(work: Path) -> dict[str, str]:
+def _environment(home: str) -> dict[str, str]:
     """Nothing inherited: no tokens, no proxies, no PYTHON* settings."""
-    return {"PATH": "/usr/bin:/bin", "HOME": str(work), "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"}
+    return {"PATH": "/usr/bin:/bin", "HOME": home, "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"}
 
 
 def _read(path: Path, limit: int) -> tuple[str, int]:
@@ -155,11 +129,15 @@ def _read(path: Path, limit: int) -> tuple[str, int]:
     return data.decode("utf-8", errors="replace"), path.stat().st_size
 
 
-def _classify(result: Execution, timed_out: bool, out_size: int, limits: Limits) -> Execution:
+def _classify(result: Execution, stopped: str | None, out_size: int, limits: Limits) -> Execution:
     code, stderr = result.returncode, result.stderr
     if code == SETUP_FAILED and "ladkit sandbox setup failed" in stderr:
         raise SandboxError(stderr.strip().splitlines()[-1])
-    if timed_out or code in (-signal.SIGXCPU, -signal.SIGKILL):
+    if stopped == "memory":
+        result.status = "memory"
+        result.detail = f"its processes together used more than memory_mb={limits.memory_mb} MiB"
+        return result
+    if stopped == "timeout" or code in (-signal.SIGXCPU, -signal.SIGKILL):
         status = "timeout"  # wall clock, or RLIMIT_CPU (SIGXCPU, then SIGKILL from the hard limit)
     elif out_size >= limits.output_bytes or "File too large" in stderr:
         status = "output_limit"  # CPython ignores SIGXFSZ, so the write fails with EFBIG instead
@@ -174,34 +152,74 @@ def _classify(result: Execution, timed_out: bool, out_size: int, limits: Limits)
     return result
 
 
-def _spawn(base: Path, work: Path, limits: Limits, uid: int | None, interpreter: str) -> subprocess.Popen:
-    settings = {
-        "cpu_s": limits.cpu_s,
-        "memory_bytes": limits.memory_mb << 20,
-        "file_bytes": limits.output_bytes,
-        "processes": limits.processes,
-        "uid": uid,
-    }
+def _settings(limits: Limits, uid: int | None, namespaced: bool) -> str:
+    return json.dumps(
+        {
+            "cpu_s": limits.cpu_s,
+            "memory_bytes": limits.memory_mb << 20,
+            "file_bytes": limits.output_bytes,
+            "processes": limits.processes,
+            "uid": uid,
+            "namespaced": namespaced,  # bwrap already made the namespaces and shows the interpreter to any uid
+        }
+    )
+
+
+def _command(mode: str, base: Path, limits: Limits, uid: int | None, interpreter: str) -> tuple[list[str], str]:
+    """(argv, HOME) of the launcher, inside bubblewrap or (fallback) directly."""
+    if mode == "fallback":
+        return [interpreter, "-I", "-S", "-B", str(LAUNCHER), _settings(limits, uid, False)], str(base / "work")
+    bwrap = boundary.bubblewrap()
+    executable = boundary.interpreter_folders(interpreter)[0]
+    outer = boundary.command(bwrap, interpreter, LAUNCHER, base / "work" / "main.py", limits.tmp_mb << 20)
+    inner = [executable, "-I", "-S", "-B", boundary.LAUNCHER_INSIDE, _settings(limits, uid, True)]
+    return outer + inner, boundary.BOX
+
+
+def _spawn(base: Path, argv: list[str], home: str) -> subprocess.Popen:
     with (base / "stdin").open("rb") as stdin, (base / "stdout").open("wb") as out, (base / "stderr").open("wb") as err:
         return subprocess.Popen(
-            [interpreter, "-I", "-S", "-B", str(LAUNCHER), json.dumps(settings)],
+            argv,
             stdin=stdin,
             stdout=out,
             stderr=err,
-            cwd=work,
-            env=_environment(work),
+            cwd=base / "work",
+            env=_environment(home),
             start_new_session=True,
             close_fds=True,
         )
 
 
-def _wait(process: subprocess.Popen, wall_s: float) -> bool:
-    """True when the run outlived `wall_s`."""
-    try:
-        process.wait(timeout=wall_s)
-        return False
-    except subprocess.TimeoutExpired:
-        return True
+def _status(returncode: int, mode: str) -> int:
+    """bwrap reports a program killed by signal N as exit status 128 + N: give it back as -N, like Popen does."""
+    if mode == "bubblewrap" and 128 < returncode <= 128 + signal.SIGRTMAX:
+        return 128 - returncode
+    return returncode
+
+
+def _wait(process: subprocess.Popen, limits: Limits, uid: int | None) -> str | None:
+    """'timeout' or 'memory' when the run had to be stopped for it, None when it ended by itself."""
+    end, limit = time.monotonic() + limits.wall_s, limits.memory_mb << 20
+    while (left := end - time.monotonic()) > 0:
+        try:
+            process.wait(timeout=min(POLL_S, left))
+            return None
+        except subprocess.TimeoutExpired:
+            pass
+        if processes.over_memory(uid, process.pid, limit):
+            return "memory"
+    return "timeout"
+
+
+def _stop(process: subprocess.Popen, uid: int | None) -> None:
+    """Nothing of the run survives: its session, every process of the execution, the zombies it left us."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)  # start_new_session made its pid the group id
+    processes.kill_all(uid, process.pid)
+    process.wait()
+    if uid is not None:
+        processes.kill_all(uid, process.pid)
+        processes.reap(uid, process.pid)
 
 
 def execute(code: str, stdin: str = "", limits: Limits | None = None, interpreter: str | None = None) -> Execution:
@@ -210,6 +228,7 @@ def execute(code: str, stdin: str = "", limits: Limits | None = None, interprete
     error = check_syntax(code)
     if error is not None:
         return Execution("syntax_error", detail=error)
+    mode = boundary.mode()
     as_root = os.geteuid() == 0
     uid = _claim_uid() if as_root else None
     base = Path(tempfile.mkdtemp(prefix="ladkit-sandbox-"))  # 0700, ours
@@ -221,17 +240,16 @@ def execute(code: str, stdin: str = "", limits: Limits | None = None, interprete
         if uid is not None:
             os.chown(work, uid, uid)
             os.chown(work / "main.py", uid, uid)
+        argv, home = _command(mode, base, limits, uid, interpreter or sys.executable)
         start = time.monotonic()
-        process = _spawn(base, work, limits, uid, interpreter or sys.executable)
-        timed_out = _wait(process, limits.wall_s)
-        _kill_session(process)
-        if uid is not None:
-            _kill_uid(uid)
+        process = _spawn(base, argv, home)
+        stopped = _wait(process, limits, uid)
+        _stop(process, uid)
         elapsed = time.monotonic() - start
         stdout, out_size = _read(base / "stdout", limits.output_bytes)
         stderr, _ = _read(base / "stderr", 64 << 10)
-        result = Execution("ok", stdout, stderr, process.returncode, elapsed)
-        return _classify(result, timed_out, out_size, limits)
+        result = Execution("ok", stdout, stderr, _status(process.returncode, mode), elapsed, boundary=mode)
+        return _classify(result, stopped, out_size, limits)
     finally:
         shutil.rmtree(base, ignore_errors=True)
         if uid is not None:

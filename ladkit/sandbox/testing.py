@@ -123,7 +123,11 @@ def run_batch(
 
 
 def run_tests(
-    code: str, tests: Sequence[TestCase | dict], limits: Limits | None = None, workers: int = 4
+    code: str,
+    tests: Sequence[TestCase | dict],
+    limits: Limits | None = None,
+    workers: int = 4,
+    interpreter: str | None = None,
 ) -> list[TestResult]:
     """Results of `code` on each of `tests` (see `run_batch`)."""
-    return run_batch([(code, tests)], limits, workers)[0]
+    return run_batch([(code, tests)], limits, workers, interpreter)[0]
