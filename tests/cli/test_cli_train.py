@@ -118,11 +118,28 @@ def test_resume_reads_a_run_folder_of_the_flat_task_layout(monkeypatch, tmp_path
     from ladkit.training.resolve import resolve
 
     data = to_dict(resolve(None, [], {}))
-    data["task"] = {"name": "dataset", "prompt_style": "compact", "seed": 0, "train_size": None, "eval_size": 200,
-                    "num_numbers": 4, "generator_options": {}, "dataset": "d.jsonl", "dataset_config": None,
-                    "split": None, "eval_split": 0.1, "prompt_field": "question", "answer_field": "solution",
-                    "preset": None, "reward": None, "reward_timeout_s": 5.0, "reward_workers": 2,
-                    "code_reward": "all", "code_memory_mb": 256, "max_skipped_fraction": 0.4}  # fmt: skip
+    data["task"] = {
+        "name": "dataset",
+        "prompt_style": "compact",
+        "seed": 0,
+        "train_size": None,
+        "eval_size": 200,
+        "num_numbers": 4,
+        "generator_options": {},
+        "dataset": "d.jsonl",
+        "dataset_config": None,
+        "split": None,
+        "eval_split": 0.1,
+        "prompt_field": "question",
+        "answer_field": "solution",
+        "preset": None,
+        "reward": None,
+        "reward_timeout_s": 5.0,
+        "reward_workers": 2,
+        "code_reward": "all",
+        "code_memory_mb": 256,
+        "max_skipped_fraction": 0.4,
+    }
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     seen = {}

@@ -49,8 +49,15 @@ def test_reward_faults_leave_training_running(fault, tmp_path, monkeypatch):
     module = f"fault_reward_{fault}"
     (tmp_path / f"{module}.py").write_text(textwrap.dedent(REWARD.format(every=every, fault=statement)))
     monkeypatch.syspath_prepend(str(tmp_path))
-    config = small_config(steps=2, prompts_per_step=B, group_size=G, eval_every=0, mini_batches=1, tracked_prompts=0,
-                          **{"task.reward": f"{module}:reward", "task.reward_timeout_s": 1.0})  # fmt: skip
+    config = small_config(
+        steps=2,
+        prompts_per_step=B,
+        group_size=G,
+        eval_every=0,
+        mini_batches=1,
+        tracked_prompts=0,
+        **{"task.reward": f"{module}:reward", "task.reward_timeout_s": 1.0},
+    )
     run = tmp_path / "run"
     with pytest.warns(RewardWarning) as caught:
         train(config, run)

@@ -42,8 +42,9 @@ def metric_steps(run: Path) -> list[int]:
 @pytest.mark.parametrize(("number", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["term", "int"])
 def test_a_signal_marks_the_run_interrupted_and_resume_finishes_it(tmp_path, number, code):
     run = tmp_path / "run"
-    proc = subprocess.Popen([*CLI, *CONFIG, "--run-dir", str(run)], env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [*CLI, *CONFIG, "--run-dir", str(run)], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     wait_for_checkpoint(run, proc)
     proc.send_signal(number)
     out, err = proc.communicate(timeout=TIMEOUT)

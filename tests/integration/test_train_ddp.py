@@ -64,12 +64,19 @@ def test_the_cli_under_torchrun_exits_zero_on_every_rank_and_rank_0_prints_the_s
     # so its summary has no rewards; it must neither format them nor print a summary of its own.
     run_dir = tmp_path / "run"
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533"]
-    sizes = ["prompts_per_step=4", "group_size=2", "mini_batches=1", "task.train_size=8", "task.eval_size=4",
-             "eval_every=0", "tracked_prompts=0", "rollout.max_new_tokens=4"]  # fmt: skip
+    sizes = [
+        "prompts_per_step=4",
+        "group_size=2",
+        "mini_batches=1",
+        "task.train_size=8",
+        "task.eval_size=4",
+        "eval_every=0",
+        "tracked_prompts=0",
+        "rollout.max_new_tokens=4",
+    ]
     args = [*torchrun, "-m", "ladkit_cli.main", "train", "--steps", "2", "--no-live", "--run-dir", str(run_dir)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    out = subprocess.run([*args, *(f"--set={s}" for s in sizes)], capture_output=True, text=True, env=env,
-                         timeout=600)  # fmt: skip
+    out = subprocess.run([*args, *(f"--set={s}" for s in sizes)], capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]  # torchrun exits non-zero when any rank does
     assert out.stdout.count("reward (mean of the first / last 10 steps' rollouts)") == 1, out.stdout
     assert out.stdout.count(f"run folder: {run_dir}") == 1

@@ -57,8 +57,10 @@ def imported_modules(path: Path) -> list[tuple[int, str]]:
             assert node.level == 0, f"{path}:{node.lineno} uses a relative import; write the absolute module"
             if node.module and node.module.split(".")[0] == "ladkit":
                 if node.module == "ladkit":  # `from ladkit import x`: x is the unit, or a name of the root
-                    found += [(node.lineno, f"ladkit.{alias.name}" if is_unit(alias.name) else "ladkit")
-                              for alias in node.names]  # fmt: skip
+                    found += [
+                        (node.lineno, f"ladkit.{alias.name}" if is_unit(alias.name) else "ladkit")
+                        for alias in node.names
+                    ]
                 else:
                     found.append((node.lineno, node.module))
     return found

@@ -140,8 +140,9 @@ def test_response_positions_follow_the_mask_for_absolute_position_models():
 
     tokenizer = char_tokenizer()
     torch.manual_seed(0)
-    config = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=32,
-                        bos_token_id=None, eos_token_id=None)  # fmt: skip
+    config = GPT2Config(
+        vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=32, bos_token_id=None, eos_token_id=None
+    )
     model = GPT2LMHeadModel(config).eval()
     input_ids, attention_mask, response_mask, index = _grouped_batch(len(tokenizer), tokenizer.pad_token_id)
     shapes = _row_counts(model)

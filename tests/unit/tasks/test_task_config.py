@@ -73,8 +73,11 @@ def test_make_task_forwards_settings(data_file):
     arithmetic = make_task(TaskConfig(name="gsm_symbolic", prompt_style="chat", reward_timeout_s=2.5, reward_workers=3))
     assert isinstance(arithmetic, ArithmeticTask) and arithmetic.generator == "gsm_symbolic"
     assert (arithmetic.scorer.timeout_s, arithmetic.scorer.workers, arithmetic.train_size) == (2.5, 3, 2000)
-    preset = make_task(build(TaskConfig, {"name": "gsm8k", "dataset": {"path": data_file, "prompt_field": "prompt",
-                                                                        "eval_split": 0.25}}))  # fmt: skip
+    preset = make_task(
+        build(
+            TaskConfig, {"name": "gsm8k", "dataset": {"path": data_file, "prompt_field": "prompt", "eval_split": 0.25}}
+        )
+    )
     assert isinstance(preset, DatasetTask) and preset.name == "gsm8k" and preset.answer_field == "answer"
     assert len(preset.eval_examples()) == 5
     dataset = make_task(dataset_config(data_file, train_size=7, eval_size=2, seed=3))
@@ -164,9 +167,22 @@ def test_old_flat_keys_name_their_new_key(flat, new):
 
 def test_flat_run_config_is_moved_into_the_sections():
     # a run folder's config.yaml written before the sections; generator_options follows the task named
-    flat = {"name": "dataset", "dataset": "d.jsonl", "dataset_config": "main", "prompt_field": "q", "split": "tr",
-            "eval_split": 0.1, "answer_field": "a", "preset": None, "max_skipped_fraction": 0.3, "num_numbers": 3,
-            "generator_options": {"max_target": 9}, "code_reward": "all", "code_memory_mb": 256, "seed": 2}  # fmt: skip
+    flat = {
+        "name": "dataset",
+        "dataset": "d.jsonl",
+        "dataset_config": "main",
+        "prompt_field": "q",
+        "split": "tr",
+        "eval_split": 0.1,
+        "answer_field": "a",
+        "preset": None,
+        "max_skipped_fraction": 0.3,
+        "num_numbers": 3,
+        "generator_options": {"max_target": 9},
+        "code_reward": "all",
+        "code_memory_mb": 256,
+        "seed": 2,
+    }
     config = build(TaskConfig, upgrade_task_section(flat))
     assert config.dataset == DatasetConfig("d.jsonl", "main", "tr", 0.1, "q", "a", None, 0.3)
     assert (config.countdown.num_numbers, config.countdown.generator_options, config.seed) == (3, {"max_target": 9}, 2)

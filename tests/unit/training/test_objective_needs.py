@@ -90,10 +90,16 @@ def toy_batch() -> RolloutBatch:
     mask = torch.tensor([[t < n for t in range(T)] for n in LENGTHS])  # [4, T]
     ids = torch.arange(4)[:, None].repeat(1, 2 + T)  # [4, P + T]: column 0 names the row (the fake forward reads it)
     return RolloutBatch(
-        input_ids=ids, attention_mask=torch.ones_like(ids), response_mask=mask, sampler_logprobs=torch.zeros(4, T),
-        rewards=torch.zeros(1, 4), advantages=torch.tensor(ADVANTAGES), prompt_length=2,
-        group_index=torch.zeros(4, dtype=torch.long), valid=torch.ones(4, dtype=torch.bool),
-    )  # fmt: skip
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids),
+        response_mask=mask,
+        sampler_logprobs=torch.zeros(4, T),
+        rewards=torch.zeros(1, 4),
+        advantages=torch.tensor(ADVANTAGES),
+        prompt_length=2,
+        group_index=torch.zeros(4, dtype=torch.long),
+        valid=torch.ones(4, dtype=torch.bool),
+    )
 
 
 class RecordingOptimizer:
@@ -111,15 +117,22 @@ class RecordingOptimizer:
 
 def toy_context(config: ToyConfig, grad_accumulation: int, theta: torch.Tensor) -> SimpleNamespace:
     train = SimpleNamespace(
-        objective="toy", objective_config=config,
+        objective="toy",
+        objective_config=config,
         optim=SimpleNamespace(grad_accumulation=grad_accumulation, max_grad_norm=None),
         rollout=SimpleNamespace(temperature=1.0, max_new_tokens=MAX_NEW_TOKENS),
-    )  # fmt: skip
+    )
     return SimpleNamespace(
-        config=train, needs=OBJECTIVES.get("toy").needs_for(config), train_model=None, model=None, heads={},
-        shared_prompt_pass=False, parameters=[theta], optimizer=RecordingOptimizer(theta),
+        config=train,
+        needs=OBJECTIVES.get("toy").needs_for(config),
+        train_model=None,
+        model=None,
+        heads={},
+        shared_prompt_pass=False,
+        parameters=[theta],
+        optimizer=RecordingOptimizer(theta),
         scheduler=SimpleNamespace(step=lambda: None, get_last_lr=lambda: [0.1]),
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.parametrize("aggregation", ["dapo", "bnpo", "grpo", "dr_grpo"])
@@ -151,8 +164,12 @@ def test_pending_pi_old_rows_are_filled_from_the_first_forward_before_the_loss(t
 
     monkeypatch.setattr(optimise, "policy_forward", forward)
     ctx = toy_context(ToyConfig(), 2, theta)
-    old = OldPolicy(torch.full((4, T), float("nan")), torch.full((4, T), float("nan")), None,
-                    torch.tensor([True, True, False, False]))  # fmt: skip
+    old = OldPolicy(
+        torch.full((4, T), float("nan")),
+        torch.full((4, T), float("nan")),
+        None,
+        torch.tensor([True, True, False, False]),
+    )
     optimise.mini_batch_step(ctx, toy_batch(), torch.arange(4), old)
     assert not old.pending.any() and not old.logprobs.requires_grad
     assert torch.equal(old.logprobs[:2], torch.full((2, T), -0.5)) and torch.equal(old.entropy[:2], torch.ones(2, T))
@@ -203,10 +220,16 @@ def model_batch() -> RolloutBatch:
     ids = torch.tensor([[5, 6, 7, 8, 9], [5, 6, 10, 11, 12]])  # [2, P + T], P = 2, no padding
     mask = torch.tensor([[True, True, True], [True, True, False]])  # [2, T]
     return RolloutBatch(
-        input_ids=ids, attention_mask=torch.ones_like(ids), response_mask=mask, sampler_logprobs=torch.zeros(2, T),
-        rewards=torch.zeros(1, 2), advantages=torch.tensor([1.0, -1.0]), prompt_length=2,
-        group_index=torch.zeros(2, dtype=torch.long), valid=torch.ones(2, dtype=torch.bool),
-    )  # fmt: skip
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids),
+        response_mask=mask,
+        sampler_logprobs=torch.zeros(2, T),
+        rewards=torch.zeros(1, 2),
+        advantages=torch.tensor([1.0, -1.0]),
+        prompt_length=2,
+        group_index=torch.zeros(2, dtype=torch.long),
+        valid=torch.ones(2, dtype=torch.bool),
+    )
 
 
 @pytest.mark.parametrize("mode", ["detached", "grad"])

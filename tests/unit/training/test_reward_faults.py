@@ -136,8 +136,9 @@ def test_objectives_stay_finite_at_extreme_advantages_and_long_sequences(name, c
         extra["ref_logprobs"] = old - 1e4 / T  # the reference far away too
     if name == "flowrl":
         extra["log_z"] = torch.zeros(N, requires_grad=True)  # [N]
-    loss, metrics = objective_loss(name, config, new, old, advantages, mask, **extra, max_completion_length=T,
-                                   num_tokens=float(mask.sum()))  # fmt: skip
+    loss, metrics = objective_loss(
+        name, config, new, old, advantages, mask, **extra, max_completion_length=T, num_tokens=float(mask.sum())
+    )
     loss.backward()
     assert torch.isfinite(loss), (name, config)
     assert torch.isfinite(new.grad).all(), (name, config)

@@ -75,8 +75,13 @@ def test_menus_come_from_the_registries(tmp_path, monkeypatch):
 def test_task_choice_over_a_data_set_preset(tmp_path):
     dash = TrainDashboard(run_root=tmp_path, preset="gsm8k-qwen0.5b")
     shown = {name: dash.controls[name].value for name in ("model", "task", "backend", "dtype", "prompt_style")}
-    assert shown == {"model": "Qwen/Qwen2.5-0.5B-Instruct", "task": "dataset", "backend": "vllm",
-                     "dtype": "bfloat16", "prompt_style": "chat"}  # fmt: skip
+    assert shown == {
+        "model": "Qwen/Qwen2.5-0.5B-Instruct",
+        "task": "dataset",
+        "backend": "vllm",
+        "dtype": "bfloat16",
+        "prompt_style": "chat",
+    }
     assert (dash.config().task.name, dash.config().task.dataset.preset) == ("dataset", "gsm8k")
     # Another data set preset as the task: the preset's gsm8k must not stay behind (it would contradict it).
     assert (dash.config(task="math500").task.name, dash.config(task="math500").task.dataset.preset) == ("math500", None)
@@ -97,8 +102,9 @@ def test_a_model_folder_typed_in_the_widget_is_the_one_trained(tmp_path):
     from ladkit.models.tiny import build_tiny_model
 
     model_dir = build_tiny_model(tmp_path / "my-model", "llama", hidden=32, heads=2, layers=1)
-    dash = TrainDashboard(run_root=tmp_path / "runs", overrides=SMALL, steps=1, prompts_per_step=2, group_size=2,
-                          eval_every=0)  # fmt: skip
+    dash = TrainDashboard(
+        run_root=tmp_path / "runs", overrides=SMALL, steps=1, prompts_per_step=2, group_size=2, eval_every=0
+    )
     dash.controls["model"].value = str(model_dir)
     dash.controls["dtype"].value = "float32"
     summary = dash.run()
