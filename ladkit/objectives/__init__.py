@@ -117,7 +117,6 @@ def _flowrl_needs(config: FlowRLConfig) -> Needs:
     return Needs("sequence", heads=("log_z",))  # pi_ref := pi_old: no reference model
 
 
-
 def _clip_cov_needs(config: ClipCovConfig) -> Needs:
     return Needs("token", config.aggregation)
 
