@@ -1,7 +1,8 @@
 """Rewards that fail: every way a reward can go wrong ends as a NaN reward with a reason, plus one warning.
 
-A NaN reward makes the sample invalid in collect.build_batch: it is kept out of its group's baseline,
-gets advantage 0 and is counted in `reward/failed`. Training goes on. The ways covered:
+Lives with the tasks (below the trainer and the evaluators, which call it through ladkit.scoring.score). A NaN
+reward makes the sample invalid in training/collect.build_batch: it is kept out of its group's baseline, gets
+advantage 0 and is counted in `reward/failed`; evaluation counts it as wrong. Training goes on. The ways covered:
 - task.score raises (or returns the wrong number of results) for the whole batch: the batch is scored
   again one completion at a time and only the completions that fail on their own are marked;
 - a result that is not a RewardResult with a finite real-number reward (NaN, inf, None, a string, a bool);

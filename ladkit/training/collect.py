@@ -9,11 +9,25 @@ advantage 0; their count is a metric (`reward/failed`).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 
 from ladkit.advantages import compute_advantages
+from ladkit.rollout.base import RolloutGroup
+from ladkit.scoring import score
+from ladkit.tasks.base import Example
 from ladkit.training.batch import RolloutBatch, pad_groups
+from ladkit.training.config import TrainConfig
+
+
+def scored_batch(
+    task, groups: Sequence[RolloutGroup], examples: Sequence[Example], tokenizer, config: TrainConfig
+) -> RolloutBatch:
+    """Score the groups with the task and pack them, with their advantages, into a RolloutBatch (on the CPU)."""
+    results = score(task, groups, examples)
+    pad_id, estimator, scale = tokenizer.pad_token_id, config.advantage, config.advantage_scale
+    return build_batch(groups, results, examples, pad_id, estimator, scale, tokenizer.decode)
 
 
 def advantages_for(rewards: torch.Tensor, valid: torch.Tensor, estimator: str, scale: str) -> torch.Tensor:

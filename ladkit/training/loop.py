@@ -21,13 +21,14 @@ from typing import Any
 import torch
 
 from ladkit.runs import read_rows, to_jsonable, write_atomic
-from ladkit.scoring import generate, policy_tokens, sample_and_score, score
+from ladkit.scoring import generate, policy_tokens, sample_and_score
 from ladkit.training import checkpoint, collect, distributed
+from ladkit.training.batch import RolloutBatch
 from ladkit.training.config import TrainConfig
 from ladkit.training.data import sample_seed, shard, step_indices
 from ladkit.training.interrupt import InterruptGuard, TrainingInterrupted
 from ladkit.training.metrics import diversity_metrics, policy_metrics, rollout_metrics
-from ladkit.training.optimise import SkipGuard, deterministic_forward, mini_batch_rows, recompute, update
+from ladkit.training.optimise import OldPolicy, SkipGuard, deterministic_forward, mini_batch_rows, recompute, update
 from ladkit.training.setup import TrainContext, build
 from ladkit.training.tracking import track_after, track_before
 
@@ -78,18 +79,7 @@ def _train(ctx: TrainContext, guard: InterruptGuard, callbacks) -> dict[str, Any
             except StopTraining:
                 status, last = "stopped", step
             if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 or step == last:
-                distributed.barrier(ctx.info)
-                if ctx.info.is_main:
-                    with guard.writing():
-                        checkpoint.save(
-                            ctx.run_dir,
-                            step,
-                            ctx.model,
-                            ctx.optimizer,
-                            ctx.scheduler,
-                            ctx.heads,
-                            config.keep_checkpoints,
-                        )
+                _save_checkpoint(ctx, step, guard)
             if status == "stopped":
                 break
         final = {"step": last + 1, **evaluate_held_out(ctx, last + 1)}  # after the last update
@@ -101,13 +91,27 @@ def _train(ctx: TrainContext, guard: InterruptGuard, callbacks) -> dict[str, Any
                 ctx.writer.finish(status="interrupted" if isinstance(error, TrainingInterrupted) else "failed")
         _close(ctx, tensorboard)
         raise
-    summary = None
-    if ctx.info.is_main:
-        summary = {**_summary(ctx, final), "status": status}
-        with guard.writing():
-            ctx.writer.write_json("summary.json", summary)
-            ctx.writer.finish(status=status)
+    summary = _finish(ctx, guard, final, status) if ctx.info.is_main else None
     _close(ctx, tensorboard)
+    return summary
+
+
+def _save_checkpoint(ctx: TrainContext, step: int, guard: InterruptGuard) -> None:
+    """Every process reaches this step's end, then the main one writes the checkpoint (a signal waits for it)."""
+    distributed.barrier(ctx.info)
+    if ctx.info.is_main:
+        with guard.writing():
+            checkpoint.save(
+                ctx.run_dir, step, ctx.model, ctx.optimizer, ctx.scheduler, ctx.heads, ctx.config.keep_checkpoints
+            )
+
+
+def _finish(ctx: TrainContext, guard: InterruptGuard, final: dict[str, Any], status: str) -> dict[str, Any]:
+    """summary.json and the run's final status (main process)."""
+    summary = {**_summary(ctx, final), "status": status}
+    with guard.writing():
+        ctx.writer.write_json("summary.json", summary)
+        ctx.writer.finish(status=status)
     return summary
 
 
@@ -131,38 +135,9 @@ def train_step(ctx: TrainContext, step: int, guard: SkipGuard | None = None) -> 
     """One RL step; returns its metrics row (averaged over processes)."""
     config, start = ctx.config, time.perf_counter()
     torch.manual_seed(sample_seed(config.seed, step, 1_000_000 + ctx.info.rank))  # dropout etc. per step
-    train_set = ctx.task.train_examples()
-    indices = shard(
-        step_indices(len(train_set), config.prompts_per_step, config.seed, step), ctx.info.rank, ctx.info.world_size
-    )
-    examples = [train_set[i] for i in indices]
-    sampling = config.rollout.sampling()
-    seeds = [sample_seed(config.seed, step, i) for i in indices]
-    groups = generate(ctx.backend, [ctx.prompt_ids(e) for e in examples], config.group_size, sampling, seeds)
-    rollout_s = time.perf_counter() - start
-    results = score(ctx.task, groups, examples)
-    batch = collect.build_batch(
-        groups,
-        results,
-        examples,
-        ctx.tokenizer.pad_token_id,
-        config.advantage,
-        config.advantage_scale,
-        ctx.tokenizer.decode,
-    ).to(ctx.device)
-    micro_batch_size = max(1, batch.num_sequences // (config.mini_batches * config.optim.grad_accumulation))
+    batch, rollout_s = _rollout_batch(ctx, step)
     update_start = time.perf_counter()
-    # The first optimiser step's rows get pi_old from that step's own forward (optimise.py), unless dropout.
-    first = mini_batch_rows(batch, config.mini_batches)[0] if deterministic_forward(ctx.model) else None
-    old = recompute(
-        ctx.model,
-        batch,
-        config.rollout.temperature,
-        micro_batch_size,
-        ctx.reference,
-        skip=first,
-        shared_prompt_pass=ctx.shared_prompt_pass,
-    )
+    old = _pi_old(ctx, batch)
     _synchronize(ctx.device)
     recompute_s = time.perf_counter() - update_start
     tracked = track_before(ctx, step)  # after the step's own draws, own seeds, RNG restored: training unchanged
@@ -173,7 +148,6 @@ def train_step(ctx: TrainContext, step: int, guard: SkipGuard | None = None) -> 
     tracked = track_after(ctx, tracked)
     ctx.backend.sync_weights(ctx.model)
     elapsed = time.perf_counter() - start
-    tokens = float(batch.attention_mask.sum())
     row = {
         **rollout_metrics(batch),
         **policy_metrics(batch, old.logprobs, old.entropy),
@@ -183,13 +157,45 @@ def train_step(ctx: TrainContext, step: int, guard: SkipGuard | None = None) -> 
         "perf/step_time_s": elapsed,
         "perf/rollout_time_s": rollout_s,
         "perf/update_time_s": update_s,
-        "perf/tokens_per_s": tokens / elapsed,
+        "perf/tokens_per_s": float(batch.attention_mask.sum()) / elapsed,
         "perf/peak_memory_mb": _peak_memory_mb(),
     }
     row = {"step": step, **distributed.all_mean(row, ctx.info)}
     if ctx.info.is_main and config.samples_every and step % config.samples_every == 0:
         _write_samples(ctx.run_dir, step, batch.records)
     return {**row, "tracked": tracked} if tracked else row
+
+
+def _rollout_batch(ctx: TrainContext, step: int) -> tuple[RolloutBatch, float]:
+    """This process's share of the step's prompts -> G completions each -> rewards -> advantages, as a
+    RolloutBatch on the training device; and the seconds the sampling took."""
+    config, start = ctx.config, time.perf_counter()
+    train_set = ctx.task.train_examples()
+    order = step_indices(len(train_set), config.prompts_per_step, config.seed, step)
+    indices = shard(order, ctx.info.rank, ctx.info.world_size)
+    examples = [train_set[i] for i in indices]
+    seeds = [sample_seed(config.seed, step, i) for i in indices]
+    prompts = [ctx.prompt_ids(e) for e in examples]
+    groups = generate(ctx.backend, prompts, config.group_size, config.rollout.sampling(), seeds)
+    rollout_s = time.perf_counter() - start
+    return collect.scored_batch(ctx.task, groups, examples, ctx.tokenizer, config).to(ctx.device), rollout_s
+
+
+def _pi_old(ctx: TrainContext, batch: RolloutBatch) -> OldPolicy:
+    """pi_old (and the reference's log-probs when the objective needs them), recomputed in micro-batches; the
+    first optimiser step's rows are left to that step's own forward (optimise.py), unless there is dropout."""
+    config = ctx.config
+    micro_batch_size = max(1, batch.num_sequences // (config.mini_batches * config.optim.grad_accumulation))
+    first = mini_batch_rows(batch, config.mini_batches)[0] if deterministic_forward(ctx.model) else None
+    return recompute(
+        ctx.model,
+        batch,
+        config.rollout.temperature,
+        micro_batch_size,
+        ctx.reference,
+        skip=first,
+        shared_prompt_pass=ctx.shared_prompt_pass,
+    )
 
 
 @torch.no_grad()

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ladkit.metrics import group_distributions
-from ladkit.scoring import generate, score
+from ladkit.scoring import generate
 from ladkit.training import collect
 from ladkit.training.batch import RolloutBatch
 from ladkit.training.config import TrainConfig
@@ -51,16 +51,7 @@ def track_before(ctx: TrainContext, step: int) -> TrackedRollouts | None:
     with torch.random.fork_rng():
         prompts = [ctx.prompt_ids(e) for e in examples]
         groups = generate(ctx.backend, prompts, config.group_size, config.rollout.sampling(), seeds)
-    results = score(ctx.task, groups, examples)
-    batch = collect.build_batch(
-        groups,
-        results,
-        examples,
-        ctx.tokenizer.pad_token_id,
-        config.advantage,
-        config.advantage_scale,
-        ctx.tokenizer.decode,
-    ).to(ctx.device)
+    batch = collect.scored_batch(ctx.task, groups, examples, ctx.tokenizer, config).to(ctx.device)
     return TrackedRollouts(step, batch, _sequence_logprobs(ctx, batch))
 
 
