@@ -1,11 +1,22 @@
 """Config plumbing: nested build with key/type checks, --set overrides, YAML loading, round trips."""
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import pytest
 
-from ladkit.config import apply_overrides, build, load_yaml, merge, to_dict
-from ladkit.errors import LadkitError
+from ladkit.config import (
+    apply_overrides,
+    build,
+    load_preset,
+    load_yaml,
+    merge,
+    move_keys,
+    nest_flags,
+    preset_names,
+    to_dict,
+)
+from ladkit.errors import LadkitError, UnknownNameError
 from ladkit.objectives import LADConfig
 
 
@@ -96,3 +107,70 @@ def test_vllm_lora_sync_is_checked():
     assert RolloutConfig().vllm_lora_sync == "adapter" and RolloutConfig(vllm_lora_sync="merged")
     with pytest.raises(LadkitError, match=r"^rollout.vllm_lora_sync must be 'adapter' or 'merged', got 'both'$"):
         RolloutConfig(vllm_lora_sync="both")
+
+
+@dataclass
+class Section:
+    rate: float = 0.1
+    name: str = "a"
+
+
+@dataclass
+class WithMoved:
+    """A config whose flat keys `rate` and `inner` (once a value) moved into sections."""
+
+    inner: Section = field(default_factory=lambda: Section(rate=0.5))  # a field default unlike the class's
+    other: Section = field(default_factory=Section)
+    MOVED: ClassVar[dict[str, str]] = {"rate": "inner.rate", "inner": "inner.name"}
+
+
+def test_a_partial_section_starts_from_the_fields_default():
+    assert build(WithMoved, {"inner": {"name": "b"}}).inner == Section(0.5, "b")  # rate from the field, not 0.1
+    assert build(WithMoved, {"other": {"name": "b"}}).other == Section(0.1, "b")
+    assert build(WithMoved, {}).inner == Section(0.5, "a")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"rate": 2.0}, "config key rate is now inner.rate; rename it in the YAML file or --set"),
+        ({"inner": "b"}, "config key inner is now inner.name; rename it"),  # a value where a section stands
+    ],
+)
+def test_a_moved_key_names_its_new_place(data, message):
+    with pytest.raises(LadkitError) as err:
+        build(WithMoved, data)
+    assert str(err.value).startswith(message)
+
+
+def test_move_keys_puts_old_keys_in_their_sections_and_leaves_new_ones():
+    moves = {"rate": "inner.rate", "inner": "inner.name"}
+    assert move_keys({"rate": 2.0, "inner": "b"}, moves) == {"inner": {"rate": 2.0, "name": "b"}}
+    new = {"inner": {"rate": 3.0, "name": "c"}}
+    assert move_keys(new, moves) == new
+    # the new place already set wins over an old key left beside it; the input is not changed
+    data = {"rate": 2.0, "inner": {"rate": 3.0}}
+    assert move_keys(data, moves) == {"inner": {"rate": 3.0}} and data["rate"] == 2.0
+
+
+def test_nest_flags_drops_unset_flags():
+    assert nest_flags({"a.b": 1, "a.c": None, "d": "x", "e.f.g": False}) == {
+        "a": {"b": 1},
+        "d": "x",
+        "e": {"f": {"g": False}},
+    }
+
+
+def test_an_unknown_name_in_a_section_stays_an_unknown_name_error():
+    with pytest.raises(UnknownNameError, match="^lad: unknown divergence 'zz'"):
+        build(Outer, {"lad": {"divergence": "zz"}})
+
+
+def test_presets_by_name_by_folder_and_by_path(tmp_path):
+    assert {"default", "gsm8k-qwen0.5b", "paper-math"} <= set(preset_names())
+    assert preset_names("bandit") == ["paper", "refresh"]
+    assert load_preset("refresh", "bandit")["refresh_every"] == 1
+    (tmp_path / "mine.yaml").write_text("steps: 3\n")
+    assert load_preset(str(tmp_path / "mine.yaml"), "bandit") == {"steps": 3}
+    with pytest.raises(LadkitError, match="^unknown preset 'paper'; presets: .*default"):
+        load_preset("paper")  # the bandit's presets are not train's
