@@ -12,7 +12,7 @@ import typer
 
 
 def bandit(
-    config: str | None = typer.Option(None, "--config", "-c", help="Bandit preset name (paper) or a YAML file."),
+    config: str | None = typer.Option(None, "--config", "-c", help="Bandit preset (paper, refresh) or a YAML file."),
     set_: list[str] = typer.Option([], "--set", help="Any config key, e.g. --set lad.inv_eta=4 (repeatable)."),
     objectives: str | None = typer.Option(None, help="Objectives (lad,grpo); 'lad:kl' picks a divergence."),
     divergence: str | None = typer.Option(None, help="Divergence for LAD entries: kl, rkl, jf, tv, hd, js (js)."),
