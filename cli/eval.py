@@ -19,12 +19,19 @@ def eval_command(
     checkpoint: int | None = typer.Option(None, help="Checkpoint step of a run (default: the newest)."),
     out: Path | None = typer.Option(None, help="Folder for eval.jsonl (default: the run folder; adapters: new)."),
     seed: int = typer.Option(0, help="Sampling seed."),
+    threads: int | None = typer.Option(None, help="torch CPU threads (default: half the usable cores, at least 1)."),
 ) -> None:
     """Sample n = max(k) completions per held-out prompt, score them, append a row to eval.jsonl."""
     from rich.console import Console
 
     from ladkit.errors import LadkitError
     from ladkit.evaluation import evaluate_run, table
+    from ladkit.models.device import set_threads
+
+    if threads is not None and threads < 1:
+        raise LadkitError(f"--threads must be >= 1, got {threads}")
+    if not _has_gpu():
+        set_threads(threads)  # on purpose: torch's default takes every core, oversubscribing a shared machine
 
     try:
         ks = [int(part) for part in k.split(",") if part.strip()]
@@ -44,3 +51,9 @@ def eval_command(
         seed=seed,
     )
     Console().print(table(row))
+
+
+def _has_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

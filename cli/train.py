@@ -27,6 +27,7 @@ def train(
     group_size: int | None = typer.Option(None, "--group-size", "-g", help="Completions per prompt (G)."),
     prompts_per_step: int | None = typer.Option(None, help="Prompts per step (B, global)."),
     seed: int | None = typer.Option(None, help="Seed."),
+    threads: int | None = typer.Option(None, help="torch CPU threads (default: half the usable cores, at least 1)."),
     run_dir: Path | None = typer.Option(None, help="Run folder (default: runs/<objective>-<task>-s<seed>-<time>)."),
     resume: Path | None = typer.Option(None, help="Continue the run in this folder from its last checkpoint."),
     tensorboard: bool | None = typer.Option(None, "--tensorboard/--no-tensorboard", help="Also log to TensorBoard."),
@@ -42,11 +43,14 @@ def train(
         "model.name_or_path": model, "model.lora": lora, "objective": objective, "lad.divergence": divergence,
         "task.name": task and task.replace("-", "_"), "task.dataset.path": dataset, "rollout.backend": backend,
         "steps": steps, "group_size": group_size, "prompts_per_step": prompts_per_step, "seed": seed,
-        "tensorboard": tensorboard,
+        "tensorboard": tensorboard, "threads": threads,
     }  # fmt: skip
     if dataset is not None and task is None:
         flags["task.name"] = "dataset"
-    resolved = resolve(config, set_, flags)
+    notes: list[str] = []  # what resolve decided on its own (the real-lm preset), said once
+    resolved = resolve(config, set_, flags, notes)
+    for note in notes if int(os.environ.get("RANK", "0")) == 0 else ():
+        typer.echo(note)
     if run_dir is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise LadkitError("several processes are training: give --run-dir so that every rank writes to the same run")
     _run(resolved, run_dir or _default_run_dir(resolved), resume=False, live=live)

@@ -44,8 +44,10 @@ class ModelConfig:
     """Modules that get an adapter: "all-linear" (every linear layer except the output head) or a list of
     module names such as ["q_proj", "v_proj"]."""
     dtype: str = "auto"
-    """Weight dtype: "auto" (the checkpoint's own), "float32", "bfloat16" or "float16". LoRA weights stay in
-    float32 whatever the base dtype (peft's default), and log-probs are always computed in float32."""
+    """Weight dtype: "auto", "float32", "bfloat16" or "float16". "auto" is the checkpoint's own on a GPU; on a CPU
+    it is float32 unless the checkpoint is bf16 and the CPU has native bf16 (avx512_bf16, amx_bf16), since
+    emulated bf16 is ~4x slower (ladkit.models.device). LoRA weights stay in float32 whatever the base dtype
+    (peft's default), and log-probs are always computed in float32."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass: less memory, ~30% more compute."""
     trust_remote_code: bool = False
@@ -87,14 +89,16 @@ def _check_field(name: str, value) -> None:
         raise LadkitError(f"model.{name} must be {what}, got {value!r}")
 
 
-def load_policy(config: ModelConfig):
+def load_policy(config: ModelConfig, device_type: str | None = None):
     """(model, tokenizer) ready for RL: pad token set, left padding, LoRA attached when `config.lora`.
 
-    The model comes back in eval mode (no dropout in rollouts); the trainer switches modes itself.
+    `device_type` ("cpu", "cuda"; None: cuda when there is one) decides what dtype "auto" means
+    (`ladkit.models.device.load_dtype`). A tokenizer without an EOS token is refused: generation could never
+    end a response. The model comes back in eval mode (no dropout in rollouts); the trainer switches modes.
     """
     path = resolve_model_path(config.name_or_path)
     tokenizer = _load_tokenizer(path, config)
-    model = _load_model(path, config)
+    model = _load_model(path, config, device_type or _default_device_type())
     _align_pad_token(model, tokenizer)
     if config.gradient_checkpointing:
         # Non-reentrant checkpointing works with frozen inputs; enable_input_require_grads is the belt and
@@ -107,11 +111,16 @@ def load_policy(config: ModelConfig):
 
 
 def resolve_model_path(name_or_path: str) -> str:
-    """The builtin folder, an existing local folder, or a plausible hub id; else a one-line error."""
+    """The builtin folder, a GGUF model's converted folder (ladkit.models.gguf), an existing local folder, or a
+    plausible hub id; else a one-line error."""
     if name_or_path == "builtin":
         from ladkit.models.builtin import builtin_model_path
 
         return str(builtin_model_path())
+    from ladkit.models import gguf
+
+    if gguf.is_gguf_source(name_or_path):  # a packaged model's name or a .gguf file: converted once, cached
+        return str(gguf.converted_path(name_or_path))
     local = Path(name_or_path).expanduser()
     if local.is_dir():
         return str(local)
@@ -146,46 +155,70 @@ def _load_failed(path: str, error: BaseException) -> LadkitError:
     if not Path(path).is_dir():
         return _not_found(path)
     reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return LadkitError(f"model folder {path!r} could not be loaded as a Hugging Face causal LM: {reason}")
+    return LadkitError(
+        f"model folder {path!r} could not be loaded as a Hugging Face causal LM ({reason}); give the folder "
+        "save_pretrained wrote (config.json, the weights, the tokenizer files), or a hub id"
+    )
 
 
 def _load_tokenizer(path: str, config: ModelConfig):
-    """AutoTokenizer with a pad token and left padding (see `_ensure_pad_token`)."""
+    """AutoTokenizer with an EOS token (else a one-line error), a pad token and left padding."""
     from transformers import AutoTokenizer
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=config.trust_remote_code)
     except _load_errors() as error:
         raise _load_failed(path, error) from error
-    _ensure_pad_token(tokenizer)
+    _require_eos(tokenizer, config.name_or_path)
+    if tokenizer.pad_token is None:
+        # EOS doubles as pad (the usual choice for base LMs). Safe because ladkit never infers response lengths
+        # from pad ids: the rollout records each response's length and the loss uses that mask, so a real
+        # final EOS is still trained on.
+        tokenizer.pad_token = tokenizer.eos_token
     # Batched generation appends at the right edge, so prompts are padded on the left: every prompt then ends
     # in the same column. Rollout backends rely on this; log-prob computation takes any padding (it uses masks).
     tokenizer.padding_side = "left"
     return tokenizer
 
 
-def _ensure_pad_token(tokenizer) -> None:
-    """Give the tokenizer a pad token: EOS when it has one (the usual choice for base LMs), else a new "<pad>".
-
-    Reusing EOS as pad is safe here because ladkit never infers response lengths from pad ids: the rollout
-    records each response's length and the loss uses that mask, so a real final EOS is still trained on.
-    """
-    if tokenizer.pad_token is not None:
-        return
-    if tokenizer.eos_token is not None:
-        tokenizer.pad_token = tokenizer.eos_token
-    else:
-        tokenizer.add_special_tokens({"pad_token": "<pad>"})
+def _require_eos(tokenizer, name: str) -> None:
+    """Responses end at EOS; a tokenizer without one would run every rollout to max_new_tokens."""
+    if tokenizer.eos_token_id is None:
+        raise LadkitError(
+            f'the tokenizer of model {name!r} has no EOS token, so no response could end; set "eos_token" '
+            "in its tokenizer_config.json (e.g. the token its chat template closes a turn with)"
+        )
 
 
-def _load_model(path: str, config: ModelConfig):
-    """AutoModelForCausalLM in the configured dtype; a one-line error when it cannot be found."""
-    from transformers import AutoModelForCausalLM
+def _default_device_type() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def checkpoint_dtype(path: str, config: ModelConfig) -> str | None:
+    """The dtype the checkpoint's config.json records ("bfloat16", ...), None when it records none."""
+    from transformers import AutoConfig
 
     try:
-        return AutoModelForCausalLM.from_pretrained(
-            path, dtype=config.dtype, trust_remote_code=config.trust_remote_code
-        )
+        model_config = AutoConfig.from_pretrained(path, trust_remote_code=config.trust_remote_code)
+    except _load_errors() as error:
+        raise _load_failed(path, error) from error
+    dtype = getattr(model_config, "dtype", None) or getattr(model_config, "torch_dtype", None)
+    return None if dtype is None else str(dtype).removeprefix("torch.")
+
+
+def _load_model(path: str, config: ModelConfig, device_type: str):
+    """AutoModelForCausalLM in the dtype `config.dtype` means on `device_type`; a one-line error when it cannot
+    be found."""
+    from transformers import AutoModelForCausalLM
+
+    from ladkit.models.device import load_dtype, warn_slow_dtype
+
+    dtype = load_dtype(config.dtype, checkpoint_dtype(path, config), device_type)
+    warn_slow_dtype(dtype, device_type)
+    try:
+        return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=config.trust_remote_code)
     except _load_errors() as error:
         raise _load_failed(path, error) from error
 

@@ -166,8 +166,17 @@ class TrainConfig:
     on a CPU, false on a GPU. It saves (G-1)/G of the prompt positions but adds a second pass through the
     model, which costs more than it saves where the forward is bound by kernel launches, not FLOPs: on an
     H100 it doubled the update of a 0.5B model at every prompt length measured, up to 512 (docs/benchmarks.md)."""
+    threads: int | None = None
+    """torch CPU threads for this process (`--threads`). Unset: half the cores it may use, split among
+    torchrun's local processes, at least 1 (ladkit.models.device.default_threads), leaving room for reward
+    workers and whoever shares the machine; benchmarks/results/threads.json has the timings."""
+    preset: str | None = None
+    """The preset or YAML file this config was resolved from (set by `ladkit train`; a record in config.yaml,
+    not read by training)."""
 
     def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise LadkitError(f"threads must be >= 1 or unset, got {self.threads}")
         OBJECTIVES.get(self.objective)
         ESTIMATORS.get(self.advantage)
         if self.group_size < 2:

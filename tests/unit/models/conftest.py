@@ -92,7 +92,7 @@ def llama_bpe_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def llama_no_eos_dir(tmp_path_factory) -> Path:
-    """A tiny Llama whose tokenizer has neither pad nor EOS: load_policy must add a pad token."""
+    """A tiny Llama whose tokenizer has neither pad nor EOS: load_policy must refuse it (no response could end)."""
     return save_tiny(tmp_path_factory.mktemp("llama_no_eos"), bpe_tokenizer(with_eos=False), "llama")
 
 

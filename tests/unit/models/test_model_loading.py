@@ -76,6 +76,9 @@ def test_local_folder_that_is_not_a_model_says_why(tmp_path):
         load_policy(ModelConfig(name_or_path=str(tmp_path)))
     message = str(error.value)
     assert message.startswith(f"model folder {str(tmp_path)!r} could not be loaded") and "\n" not in message
+    assert message.endswith(
+        "give the folder save_pretrained wrote (config.json, the weights, the tokenizer files), or a hub id"
+    )
 
 
 # --- tokenizer: pad token, padding side -------------------------------------------------------------------
@@ -94,14 +97,15 @@ def test_missing_pad_becomes_eos(llama_bpe_dir):
     assert model.get_input_embeddings().num_embeddings == len(tokenizer)  # nothing added
 
 
-def test_no_pad_and_no_eos_adds_a_pad_token_and_resizes(llama_no_eos_dir):
-    model, tokenizer = load_policy(ModelConfig(name_or_path=str(llama_no_eos_dir), lora=False))
-    assert tokenizer.pad_token == "<pad>"
-    assert model.get_input_embeddings().num_embeddings >= len(tokenizer) > tokenizer.pad_token_id
-    assert model.config.pad_token_id == tokenizer.pad_token_id
-    batch = tokenizer(["the", "the quick brown"], return_tensors="pt", padding=True)
-    assert batch["input_ids"][0, 0] == tokenizer.pad_token_id  # left padding
-    model(**batch)  # the new id is a valid embedding row
+def test_tokenizer_without_eos_is_refused_in_one_line(llama_no_eos_dir):
+    # No EOS: no response could ever end, every rollout would run to max_new_tokens.
+    with pytest.raises(LadkitError) as error:
+        load_policy(ModelConfig(name_or_path=str(llama_no_eos_dir), lora=False))
+    message = str(error.value)
+    assert (
+        message.startswith(f"the tokenizer of model {str(llama_no_eos_dir)!r} has no EOS token") and "\n" not in message
+    )
+    assert 'set "eos_token" in its tokenizer_config.json' in message
 
 
 def test_tokenizer_that_brings_a_new_pad_grows_the_embeddings(qwen_bpe_dir):
