@@ -118,6 +118,7 @@ def test_resume_reads_a_run_folder_of_the_flat_task_layout(monkeypatch, tmp_path
     from ladkit.training.resolve import resolve
 
     data = to_dict(resolve(None, [], {}))
+    del data["lad"]["centered"]  # nor had LAD's centred generators
     data["task"] = {
         "name": "dataset",
         "prompt_style": "compact",
@@ -150,3 +151,4 @@ def test_resume_reads_a_run_folder_of_the_flat_task_layout(monkeypatch, tmp_path
     assert (task.dataset.path, task.dataset.eval_split, task.dataset.prompt_field) == ("d.jsonl", 0.1, "question")
     assert (task.dataset.answer_field, task.dataset.max_skipped_fraction, task.reward_workers) == ("solution", 0.4, 2)
     assert (task.code.reward_mode, task.code.memory_mb, task.countdown.num_numbers) == ("all", 256, 4)
+    assert seen["c"].lad.centered is False  # continued with the generator it was started with
