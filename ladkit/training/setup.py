@@ -86,12 +86,7 @@ def build(config: TrainConfig, run_dir: Path, resume: bool = False) -> TrainCont
     """Set up a fresh run in `run_dir`, or continue the one there when `resume`."""
     if resume and checkpoint.latest(run_dir) is None:  # before minutes of model loading, not after
         raise LadkitError(f"run {run_dir} has no complete checkpoint to resume from; start a new run")
-    info = distributed.setup()
-    if config.prompts_per_step % (info.world_size * config.mini_batches):
-        raise LadkitError(
-            f"prompts_per_step ({config.prompts_per_step}) must be divisible by processes x mini_batches "
-            f"({info.world_size} x {config.mini_batches})"
-        )
+    info = _join_processes(config)
     device = distributed.device_for(info)
     if device.type == "cpu":
         from ladkit.models.device import set_threads
@@ -112,40 +107,13 @@ def build(config: TrainConfig, run_dir: Path, resume: bool = False) -> TrainCont
     parameters = [p for p in model.parameters() if p.requires_grad] + [
         p for head in heads.values() for p in head.parameters()
     ]
-    optimizer = torch.optim.AdamW(
-        parameters, lr=config.optim.lr, betas=tuple(config.optim.betas), weight_decay=config.optim.weight_decay
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule(config))
-    backend = make_backend(
-        config.rollout.backend,
-        model,
-        tokenizer,
-        model_path=_model_path(config),
-        seed=config.seed,
-        lora_rank=config.model.lora_rank if config.model.lora else None,
-        max_model_len=config.rollout.vllm_max_model_len,
-        gpu_memory_utilization=config.rollout.vllm_gpu_memory_utilization,
-        lora_sync=config.rollout.vllm_lora_sync,
-        dtype=str(next(model.parameters()).dtype).removeprefix("torch."),  # sample in the trainer's precision
-    )
+    optimizer, scheduler = _optimiser(config, parameters)
     ctx = TrainContext(
-        config,
-        info,
-        device,
-        needs,
-        model,
-        distributed.wrap(model, info),
-        tokenizer,
-        task,
-        backend,
-        optimizer,
-        scheduler,
-        parameters,
-        heads,
-        run_dir,
+        config, info, device, needs, model, distributed.wrap(model, info), tokenizer, task,
+        _make_backend(config, model, tokenizer), optimizer, scheduler, parameters, heads, run_dir,
         reference=reference_policy if needs.reference else None,
         shared_prompt_pass=resolve_shared_prompt_pass(config.shared_prompt_pass, device),
-    )
+    )  # fmt: skip
     ctx.prompt_cache.update(prompts)
     if resume:
         _resume(ctx)
@@ -154,8 +122,39 @@ def build(config: TrainConfig, run_dir: Path, resume: bool = False) -> TrainCont
     return ctx
 
 
-def _model_path(config: TrainConfig) -> str:
-    return str(resolve_model_path(config.model.name_or_path))
+def _join_processes(config: TrainConfig) -> distributed.DistInfo:
+    """Join the launcher's process group (if any) and check that the batch splits evenly over the processes."""
+    info = distributed.setup()
+    if config.prompts_per_step % (info.world_size * config.mini_batches):
+        raise LadkitError(
+            f"prompts_per_step ({config.prompts_per_step}) must be divisible by processes x mini_batches "
+            f"({info.world_size} x {config.mini_batches})"
+        )
+    return info
+
+
+def _optimiser(config: TrainConfig, parameters: list[torch.nn.Parameter]):
+    """AdamW over `parameters` and its learning-rate schedule (`schedule`)."""
+    optim = config.optim
+    optimizer = torch.optim.AdamW(parameters, lr=optim.lr, betas=tuple(optim.betas), weight_decay=optim.weight_decay)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule(config))
+
+
+def _make_backend(config: TrainConfig, model: torch.nn.Module, tokenizer) -> RolloutBackend:
+    """The rollout backend of `config.rollout`, sampling from `model` in the trainer's precision."""
+    rollout = config.rollout
+    return make_backend(
+        rollout.backend,
+        model,
+        tokenizer,
+        model_path=str(resolve_model_path(config.model.name_or_path)),
+        seed=config.seed,
+        lora_rank=config.model.lora_rank if config.model.lora else None,
+        max_model_len=rollout.vllm_max_model_len,
+        gpu_memory_utilization=rollout.vllm_gpu_memory_utilization,
+        lora_sync=rollout.vllm_lora_sync,
+        dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
+    )
 
 
 def _resume(ctx: TrainContext) -> None:
