@@ -2,7 +2,8 @@
 # `make lab`: JupyterLab on notebooks/ with the project's kernel (this venv's python), on 127.0.0.1 only,
 # token auth on; prints the URL to open. Run folders land in runs/ at the repository root, as with `ladkit`.
 #   LAB_PORT (default: the first free port from 8888), JUPYTER_TOKEN (default: a fresh random one),
-#   PY (default .venv/bin/python); extra arguments go to `jupyter lab`.
+#   LAB_NOTEBOOKS (the folder served, default notebooks/), PY (default .venv/bin/python);
+#   extra arguments go to `jupyter lab`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -32,4 +33,4 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 echo "JupyterLab: http://127.0.0.1:$PORT/lab?token=$JUPYTER_TOKEN  (runs go to $LADKIT_RUN_ROOT; Ctrl-C stops it)"
 exec "$PY" -m jupyterlab --no-browser --ServerApp.ip=127.0.0.1 --ServerApp.port="$PORT" --ServerApp.port_retries=0 \
-  --ServerApp.root_dir=notebooks "${ROOT_OK[@]}" "$@"
+  --ServerApp.root_dir="${LAB_NOTEBOOKS:-notebooks}" "${ROOT_OK[@]}" "$@"

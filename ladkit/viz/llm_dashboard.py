@@ -197,8 +197,12 @@ class TrainDashboard(WidgetDashboard):
 
     def _controls_box(self) -> Any:
         w, c = self._ipw, self.controls
-        columns = [w.VBox([c[name] for name in names]) for names in COLUMNS]
-        return w.VBox([w.HBox(columns), w.HBox([self.start_button, self.stop_button, self.progress, self.status])])
+        for control in c.values():  # three columns fit a notebook's width: one label width, inputs fill the rest
+            control.style.description_width, control.layout.width = "112px", "96%"
+        columns = [w.VBox([c[name] for name in names], layout=w.Layout(width="33%")) for names in COLUMNS]
+        for button in (self.start_button, self.stop_button):
+            button.layout.min_width = "96px"  # never squeezed to "St..."
+        return w.VBox([w.HBox(columns), w.HBox([self.start_button, self.stop_button, self.progress]), self.status])
 
     def config(self, **controls: Any) -> TrainConfig:
         """The TrainConfig the controls describe, with `controls` (CONTROL_KEYS names) on top for this call."""
