@@ -133,6 +133,8 @@ def _classify(result: Execution, stopped: str | None, out_size: int, limits: Lim
     code, stderr = result.returncode, result.stderr
     if code == SETUP_FAILED and "ladkit sandbox setup failed" in stderr:
         raise SandboxError(stderr.strip().splitlines()[-1])
+    if result.boundary == "bubblewrap" and code == 1 and stderr.startswith("bwrap: "):
+        raise SandboxError(f"bubblewrap could not build the sandbox: {stderr.strip().splitlines()[0]}")
     if stopped == "memory":
         result.status = "memory"
         result.detail = f"its processes together used more than memory_mb={limits.memory_mb} MiB"

@@ -49,3 +49,13 @@ def test_a_venv_brings_its_folder_and_base_prefix_not_the_project():
 def test_an_interpreter_that_does_not_run_is_an_error():
     with pytest.raises(SandboxError, match="does not run"):
         boundary.interpreter_folders("/nonexistent/python3")
+
+
+@pytest.mark.skipif(boundary.bubblewrap() is None, reason="bubblewrap does not work here")
+def test_a_sandbox_bwrap_cannot_build_is_an_error_not_a_crash(monkeypatch):
+    # A missing bind source makes bwrap itself fail (exit 1, "bwrap: ..."): no program ran, so no reward of 0.
+    broken = lambda *args: [boundary.bubblewrap(), "--ro-bind", "/nonexistent-ladkit-source", "/x", "--"]  # noqa: E731
+    monkeypatch.setenv("LADKIT_SANDBOX", "bubblewrap")
+    monkeypatch.setattr(boundary, "command", broken)
+    with pytest.raises(SandboxError, match="bubblewrap could not build the sandbox: bwrap: Can't find source path"):
+        execute("print(1)")
