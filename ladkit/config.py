@@ -209,8 +209,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 def preset_names(folder: str = "") -> list[str]:
     """The YAML presets shipped in ladkit/presets/<folder> (train's at the top, the bandit's in bandit/)."""
-    root = resources.files("ladkit.presets").joinpath(folder) if folder else resources.files("ladkit.presets")
-    return sorted(p.name[: -len(".yaml")] for p in root.iterdir() if p.name.endswith(".yaml"))
+    return sorted(p.name[: -len(".yaml")] for p in _presets(folder).iterdir() if p.name.endswith(".yaml"))
 
 
 def load_preset(name_or_path: str, folder: str = "") -> dict[str, Any]:
@@ -220,9 +219,13 @@ def load_preset(name_or_path: str, folder: str = "") -> dict[str, Any]:
     names = preset_names(folder)
     if name_or_path not in names:
         raise LadkitError(f"unknown preset {name_or_path!r}; presets: {', '.join(names)}; or give a YAML path")
-    root = resources.files("ladkit.presets").joinpath(folder) if folder else resources.files("ladkit.presets")
-    with resources.as_file(root / f"{name_or_path}.yaml") as path:
+    with resources.as_file(_presets(folder) / f"{name_or_path}.yaml") as path:
         return load_yaml(path)
+
+
+def _presets(folder: str):
+    root = resources.files("ladkit.presets")
+    return root.joinpath(folder) if folder else root
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
