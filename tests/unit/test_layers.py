@@ -36,6 +36,7 @@ LAYERS = {
     "training": 7,
     "bandit": 7,
     "compare": 7,
+    "integrations": 7,  # ladkit's objectives and run folders inside TRL (and verl)
     "evaluation": 8,  # `ladkit eval`: reads run folders and checkpoints, so it sits above training
     "viz": 8,
 }
