@@ -3,8 +3,8 @@
 Batches are laid out the way rollouts produce them and TRL's GRPO does: each row is prompt then response,
 prompts left-padded and responses right-padded, so the response occupies the last T columns of `input_ids`
 and `response_mask` [N, T] marks its real tokens. Log-probs are computed in float32 whatever the model
-dtype (docs/design.md 8.1: "in fp32"), a few rows at a time so a bf16 model never holds a large fp32 [N, T, V] copy
-outside autograd's own saved tensors.
+dtype (docs/design.md 8.1: "in fp32"), a chunk of rows or positions at a time, recomputed in backward, so no
+float32 [N, T, V] copy is ever held (token_logprobs); the model-dtype logits [N, T, V] themselves are the lm_head's.
 
 Shared prompt pass. A group's G rows repeat one prompt. Given `prompt_index` (rows with equal values have equal
 prompt columns), each distinct prompt goes through the model once, its key/value cache is repeated to the
@@ -23,7 +23,7 @@ import weakref
 
 import torch
 
-ROW_CHUNK_ELEMENTS = 2**24  # fp32 logits elements per chunk of rows in token_logprobs (64 MiB; at least 1 row)
+CHUNK_ELEMENTS = 2**24  # fp32 logits elements per chunk in token_logprobs (64 MiB; at least one position)
 _NO_SHARING: weakref.WeakSet = weakref.WeakSet()  # models whose cache cannot be repeated across rows
 
 
@@ -155,26 +155,58 @@ def token_logprobs(
     """log softmax(logits / temperature) at `targets`, and optionally the entropy of each token distribution.
 
     logits [N, T, V] (any float dtype), targets [N, T] -> float32 [N, T] (and [N, T] or None). The entropy
-    carries no gradient unless `entropy_grad` (an objective that differentiates it; autograd then keeps the
-    softmax, [n, T, V] per chunk).
-    Rows are done a chunk at a time, so the float32 copy of the logits is at most ROW_CHUNK_ELEMENTS (or one
-    row, [T, V], for a large vocabulary), not [N, T, V].
+    carries no gradient unless `entropy_grad` (an objective that differentiates it).
+    Large vocabularies: the float32 copy exists one chunk at a time (`chunk_shape`: whole rows while they
+    fit in CHUNK_ELEMENTS, else a slice of one row's positions), and under autograd each chunk runs inside
+    activation checkpointing, so what backward keeps is the model-dtype logits slice (a view, no copy) and
+    the float32 chunk is recomputed there: no float32 [N, T, V] is ever held, with or without gradient.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
-    rows = max(1, ROW_CHUNK_ELEMENTS // max(1, logits.shape[1] * logits.shape[2]))
-    logprobs, entropies = [], []
-    for chunk_logits, chunk_targets in zip(logits.split(rows), targets.split(rows)):
-        scaled = chunk_logits.float() / temperature  # [n, T, V]
-        log_normaliser = torch.logsumexp(scaled, dim=-1)  # [n, T]
-        picked = scaled.gather(-1, chunk_targets.unsqueeze(-1)).squeeze(-1)  # [n, T]
-        logprobs.append(picked - log_normaliser)  # [n, T]
-        if with_entropy:  # by default no gradient, so autograd keeps no [n, T, V] softmax for it
-            with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
-                # H = log Z - E_p[z]: one softmax, no log_softmax tensor kept.
-                entropies.append(log_normaliser - (torch.softmax(scaled, dim=-1) * scaled).sum(-1))  # [n, T]
-    entropy = torch.cat(entropies) if with_entropy else None  # [N, T]
-    return torch.cat(logprobs), entropy  # [N, T]
+    rows, columns = chunk_shape(*logits.shape)
+    checkpointed = torch.is_grad_enabled() and logits.requires_grad
+    logprob_rows, entropy_rows = [], []
+    for row_logits, row_targets in zip(logits.split(rows), targets.split(rows)):
+        parts = [
+            _chunk(chunk_logits, chunk_targets, temperature, with_entropy, entropy_grad, checkpointed)
+            for chunk_logits, chunk_targets in zip(row_logits.split(columns, 1), row_targets.split(columns, 1))
+        ]  # [(n, t), (n, t) or None]
+        logprob_rows.append(torch.cat([logprob for logprob, _ in parts], 1))  # [n, T]
+        if with_entropy:
+            entropy_rows.append(torch.cat([entropy for _, entropy in parts], 1))  # [n, T]
+    entropy = torch.cat(entropy_rows) if with_entropy else None  # [N, T]
+    return torch.cat(logprob_rows), entropy  # [N, T]
+
+
+def chunk_shape(rows: int, width: int, vocabulary: int) -> tuple[int, int]:
+    """(rows, positions) of one float32 chunk of [rows, width, vocabulary] logits: as many whole rows as fit in
+    CHUNK_ELEMENTS, else one row and as many positions as fit (at least one)."""
+    whole_rows = CHUNK_ELEMENTS // max(1, width * vocabulary)
+    if whole_rows >= 1:
+        return min(rows, whole_rows), max(1, width)
+    return 1, max(1, CHUNK_ELEMENTS // max(1, vocabulary))
+
+
+def _chunk(logits, targets, temperature, with_entropy, entropy_grad, checkpointed):
+    """_chunk_stats on one chunk, inside activation checkpointing when gradients flow (token_logprobs)."""
+    if not checkpointed:
+        return _chunk_stats(logits, targets, temperature, with_entropy, entropy_grad)
+    from torch.utils.checkpoint import checkpoint
+
+    return checkpoint(_chunk_stats, logits, targets, temperature, with_entropy, entropy_grad, use_reentrant=False)
+
+
+def _chunk_stats(logits, targets, temperature: float, with_entropy: bool, entropy_grad: bool):
+    """Log-probs of `targets` and (optionally) entropies, float32 [n, t], from one chunk of logits [n, t, V]."""
+    scaled = logits.float() / temperature  # [n, t, V]
+    log_normaliser = torch.logsumexp(scaled, dim=-1)  # [n, t]
+    picked = scaled.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # [n, t]
+    entropy = None
+    if with_entropy:  # by default no gradient
+        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+            # H = log Z - E_p[z]: one softmax, no log_softmax tensor kept.
+            entropy = log_normaliser - (torch.softmax(scaled, dim=-1) * scaled).sum(-1)  # [n, t]
+    return picked - log_normaliser, entropy  # [n, t]
 
 
 def sequence_logprobs(

@@ -125,7 +125,7 @@ def test_row_chunks_do_not_change_token_logprobs(monkeypatch, rows):
     logits = 3 * torch.randn(5, 4, 7, generator=generator)  # [N, T, V]
     targets = torch.randint(0, 7, (5, 4), generator=generator)  # [N, T]
     expected = torch.log_softmax(logits.double(), -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # [N, T]
-    monkeypatch.setattr(lp, "ROW_CHUNK_ELEMENTS", rows * 4 * 7)  # chunks of `rows` rows
+    monkeypatch.setattr(lp, "CHUNK_ELEMENTS", rows * 4 * 7)  # chunks of `rows` rows
     logprobs, entropy = lp.token_logprobs(logits, targets, with_entropy=True)
     assert logprobs.shape == entropy.shape == (5, 4)
     torch.testing.assert_close(logprobs.double(), expected, atol=1e-6, rtol=1e-6)
