@@ -6,7 +6,7 @@
   `ladkit compare --out` calls (`load_runs`, `compare_runs`, `report.report_figures`): the notebook cannot
   draw anything the report would not.
 - `RunPicker`: a folder field with a Scan button, a multi-select over the runs found there, a Compare button
-  that draws the verdict table and the figures into the picker's own output area, and a status line.
+  that draws the report's summary table and figures into the picker's own output area, and a status line.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ import yaml
 
 from ladkit.compare import Comparison, compare_runs, load_runs
 from ladkit.compare.loading import is_bandit, is_run_folder
-from ladkit.compare.report import report_figures
-from ladkit.compare.table import print_comparison
+from ladkit.compare.report import report_figures, summary_html
 from ladkit.errors import LadkitError
 from ladkit.viz.widgets import WidgetDashboard, require_widgets
 
@@ -130,7 +129,9 @@ class RunPicker(WidgetDashboard):
             self.status.value = f"<b>error:</b> {html.escape(str(err))}"
             return
         self.status.value = f"compared {len(self.paths)} runs in {len(comparison.groups)} groups"
-        with self.output:
-            print_comparison(comparison)
+        from IPython.display import HTML, display
+
+        with self.output:  # the report's own page, piece by piece: summary table and notes, then the figures
+            display(HTML(summary_html(comparison)))
             for figure in figures:
                 figure.show()
