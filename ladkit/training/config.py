@@ -1,6 +1,6 @@
 """The training config: one nested dataclass, each field documented, validated where it is declared.
 
-Resolution order (STYLE.md): these defaults <- a preset or YAML file (`--config`) <- `--set a.b=c` <- flags.
+Resolution order (CONTRIBUTING.md): these defaults <- a preset or YAML file (`--config`) <- `--set a.b=c` <- flags.
 `ladkit/presets/*.yaml` hold named presets; the resolved config is written to the run folder.
 """
 

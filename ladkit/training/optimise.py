@@ -1,7 +1,7 @@
 """The update of one step: recompute pi_old's log-probs, then PPO-style passes over mini-batches.
 
 pi_old is the policy as it sampled this batch, held fixed for every mini-batch and epoch of the step
-(DESIGN.md 1.1). Mini-batch m holds the prompts whose position in this process's shard is m mod M, so
+(docs/design.md 2.2). Mini-batch m holds the prompts whose position in this process's shard is m mod M, so
 under DDP the union over ranks of mini-batch m is exactly the single-process mini-batch m, and the run
 does not depend on the number of processes.
 
