@@ -28,7 +28,15 @@ from ladkit.training.config import TrainConfig
 from ladkit.training.data import sample_seed, shard, step_indices
 from ladkit.training.interrupt import InterruptGuard, TrainingInterrupted
 from ladkit.training.metrics import diversity_metrics, policy_metrics, rollout_metrics
-from ladkit.training.optimise import OldPolicy, SkipGuard, deterministic_forward, mini_batch_rows, recompute, update
+from ladkit.training.optimise import (
+    OldPolicy,
+    SkipGuard,
+    deterministic_forward,
+    micro_batch_size,
+    mini_batch_rows,
+    recompute,
+    update,
+)
 from ladkit.training.setup import TrainContext, build
 from ladkit.training.tracking import track_after, track_before
 
@@ -185,13 +193,14 @@ def _pi_old(ctx: TrainContext, batch: RolloutBatch) -> OldPolicy:
     """pi_old (and the reference's log-probs when the objective needs them), recomputed in micro-batches; the
     first optimiser step's rows are left to that step's own forward (optimise.py), unless there is dropout."""
     config = ctx.config
-    micro_batch_size = max(1, batch.num_sequences // (config.mini_batches * config.optim.grad_accumulation))
+    rows = max(1, batch.num_sequences // config.mini_batches)  # a mini-batch's rows: split as the update splits it
+    size = micro_batch_size(config.optim, ctx.device, rows, batch.input_ids.shape[1])
     first = mini_batch_rows(batch, config.mini_batches)[0] if deterministic_forward(ctx.model) else None
     return recompute(
         ctx.model,
         batch,
         config.rollout.temperature,
-        micro_batch_size,
+        size,
         ctx.reference,
         skip=first,
         shared_prompt_pass=ctx.shared_prompt_pass,

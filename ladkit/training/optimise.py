@@ -167,13 +167,14 @@ def update(ctx: TrainContext, batch: RolloutBatch, old: OldPolicy, guard: SkipGu
 
 
 def mini_batch_step(ctx: TrainContext, batch: RolloutBatch, rows: torch.Tensor, old: OldPolicy) -> dict | None:
-    """Accumulate gradients over micro-batches, clip, step. None when the step was skipped (non-finite).
+    """Accumulate gradients over micro-batches (`micro_batch_size`), clip, step. None when the step was skipped
+    (non-finite).
 
     Per micro-batch: (1) the policy's forward over its rows, (2) pi_old filled from that forward for rows
     whose recomputation was skipped, (3) the objective, backpropagated with the micro-batch's share.
     """
     config, needs = ctx.config, ctx.needs
-    micro_batches = rows.split(max(1, math.ceil(len(rows) / config.optim.grad_accumulation)))
+    micro_batches = rows.split(micro_batch_size(config.optim, ctx.device, len(rows), batch.input_ids.shape[1]))
     mini_tokens = float(batch.response_mask[rows].sum())  # dapo's normaliser: tokens in the mini-batch
     sums: dict[str, float] = {}
     for i, micro_rows in enumerate(micro_batches):
@@ -195,6 +196,22 @@ def mini_batch_step(ctx: TrainContext, batch: RolloutBatch, rows: torch.Tensor, 
     ctx.scheduler.step()
     ctx.optimizer.zero_grad(set_to_none=True)
     return {**sums, "optim/grad_norm": float(grad_norm), "optim/lr": ctx.scheduler.get_last_lr()[0]}
+
+
+GPU_MICRO_BATCH_TOKENS = 16384  # optim.micro_batch_tokens unset on a GPU: rows x padded length per micro-batch
+
+
+def micro_batch_size(optim, device: torch.device, rows: int, width: int) -> int:
+    """Rows per micro-batch of a mini-batch of `rows` rows, `width` padded columns each: at most 1/grad_accumulation
+    of the rows and at most optim.micro_batch_tokens tokens (rows x width; unset: none on a CPU,
+    GPU_MICRO_BATCH_TOKENS on a GPU), at least one row. micro_share keeps the gradient exact for any split."""
+    size = math.ceil(rows / optim.grad_accumulation)
+    budget = optim.micro_batch_tokens
+    if budget is None:
+        budget = 0 if device.type == "cpu" else GPU_MICRO_BATCH_TOKENS
+    if budget:
+        size = min(size, budget // max(1, width))
+    return max(1, size)
 
 
 def micro_share(needs: Needs, micro_rows: int, mini_rows: int, micro_tokens: float, mini_tokens: float) -> float:

@@ -119,12 +119,13 @@ def toy_context(config: ToyConfig, grad_accumulation: int, theta: torch.Tensor) 
     train = SimpleNamespace(
         objective="toy",
         objective_config=config,
-        optim=SimpleNamespace(grad_accumulation=grad_accumulation, max_grad_norm=None),
+        optim=SimpleNamespace(grad_accumulation=grad_accumulation, max_grad_norm=None, micro_batch_tokens=None),
         rollout=SimpleNamespace(temperature=1.0, max_new_tokens=MAX_NEW_TOKENS),
     )
     return SimpleNamespace(
         config=train,
         needs=OBJECTIVES.get("toy").needs_for(config),
+        device=torch.device("cpu"),
         train_model=None,
         model=None,
         heads={},
