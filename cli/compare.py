@@ -33,6 +33,10 @@ def compare(
     from ladkit.compare import compare_runs, load_runs
     from ladkit.compare.table import print_comparison
 
+    if out is not None:
+        from ladkit.compare.report import check_out_path
+
+        check_out_path(out)  # before reading runs: a bad --out is said at once, and nothing is written
     runs, notes = load_runs(paths)
     comparison = compare_runs(
         runs, metrics=metric or None, group_by=group_by, baseline=baseline, notes=notes, paired=paired

@@ -28,8 +28,7 @@ def eval_command(
     from ladkit.evaluation import evaluate_run, table
     from ladkit.models.device import set_threads
 
-    if threads is not None and threads < 1:
-        raise LadkitError(f"--threads must be >= 1, got {threads}")
+    _check_counts(threads=threads, samples=samples, prompts=prompts, checkpoint=checkpoint, temperature=temperature)
     if not _has_gpu():
         set_threads(threads)  # on purpose: torch's default takes every core, oversubscribing a shared machine
 
@@ -51,6 +50,22 @@ def eval_command(
         seed=seed,
     )
     Console().print(table(row))
+
+
+def _check_counts(threads, samples, prompts, checkpoint, temperature) -> None:
+    """Numbers that would silently change what is evaluated (`--prompts -3` slicing off the last 3) are refused
+    before anything loads."""
+    import math
+
+    from ladkit.errors import LadkitError
+
+    for name, value, least in (("threads", threads, 1), ("samples", samples, 1), ("prompts", prompts, 1)):
+        if value is not None and value < least:
+            raise LadkitError(f"--{name} must be >= {least}, got {value}; leave it out for the default")
+    if checkpoint is not None and checkpoint < 0:
+        raise LadkitError(f"--checkpoint is a step (>= 0), got {checkpoint}; leave it out for the newest")
+    if temperature is not None and not (temperature > 0 and math.isfinite(temperature)):
+        raise LadkitError(f"--temperature must be a finite number > 0, got {temperature}")
 
 
 def _has_gpu() -> bool:

@@ -60,6 +60,17 @@ def linear(num_arms: int) -> torch.Tensor:
     return standardise(torch.arange(num_arms, dtype=torch.float64))
 
 
+def _read_table_file(path: Path, spec: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise LadkitError(
+            f"advantage table file {spec!r}: byte {error.start} is not UTF-8 (a binary file?); save the numbers as text"
+        ) from None
+    except OSError as error:
+        raise LadkitError(f"advantage table file {spec!r} cannot be read ({error.strerror or error})") from None
+
+
 def parse_table(spec: str) -> torch.Tensor:
     """Advantages from '0.1,0.5,-1' or from a file (.json list, or numbers split by commas/whitespace,
     '#' starting a comment)."""
@@ -68,13 +79,14 @@ def parse_table(spec: str) -> torch.Tensor:
     if not any(c in spec for c in ",\n") and path.suffix in {".json", ".txt", ".csv"}:
         if not path.is_file():
             raise LadkitError(f"advantage table file {spec!r} does not exist; give a path or comma-separated numbers")
-        text = path.read_text()
+        text = _read_table_file(path, spec)
     if path.suffix == ".json" and text is not spec:
         try:
             values = json.loads(text)
-        except json.JSONDecodeError as err:
+        except (ValueError, RecursionError) as err:  # bad syntax, a >4300-digit integer, nesting past the limit
             raise LadkitError(
-                f"advantage table {spec!r} is not valid JSON ({err.msg}); write a list of numbers"
+                f"advantage table {spec!r} is not valid JSON ({getattr(err, 'msg', type(err).__name__)}); "
+                "write a list of numbers"
             ) from None
         if not isinstance(values, list):
             raise LadkitError(f"advantage table {spec!r} must hold a JSON list of numbers")

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ladkit.compare.loading import Run
+from ladkit.compare.loading import Run, config_keys, finite
 from ladkit.compare.stats import (
     Estimate,
     difference_estimate,
@@ -84,8 +84,23 @@ def label_of(config: dict[str, Any], group_by: str = "label") -> str:
     return f"{group_by}={lookup(config, group_by)}"
 
 
+def check_group_key(runs: list[Run], group_by: str) -> None:
+    """A --group-by config key no run has is a typo, not one group called "None": say which keys there are."""
+    if group_by in ("label", "objective", "divergence") or any(
+        lookup(run.config, group_by) is not None for run in runs
+    ):
+        return
+    keys = list(dict.fromkeys(key for run in runs for key in config_keys(run.config)))
+    shown = ", ".join(keys[:40]) + (f", ... ({len(keys)} in all)" if len(keys) > 40 else "")
+    raise LadkitError(
+        f"--group-by {group_by!r} is not a key of any run's config.yaml; use label, objective, divergence or one "
+        f"of: {shown or 'none (no run has a readable config.yaml)'}"
+    )
+
+
 def group_runs(runs: list[Run], group_by: str = "label") -> dict[str, list[Run]]:
     """Runs by group label, groups in order of first appearance (so the first path given is the baseline)."""
+    check_group_key(runs, group_by)
     groups: dict[str, list[Run]] = {}
     for run in runs:
         groups.setdefault(label_of(run.config, group_by), []).append(run)
@@ -100,9 +115,9 @@ def series(run: Run, metric: str) -> dict[int, float]:
         rows, key = run.eval_rows, "eval/" + metric[len(CHECKPOINT_EVAL) :]
     out = {}
     for row in rows:
-        value = row.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value):
-            out[int(row["step"])] = float(value)
+        value = finite(row.get(key))
+        if value is not None:
+            out[int(row["step"])] = value
     return out
 
 

@@ -8,6 +8,7 @@ error, and that is the caller's call (`load_runs` returns the notes; `compare_ru
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,9 +67,9 @@ def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
             continue
         try:
             row = json.loads(line)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # bad JSON, a >4300-digit integer, nesting past the limit
             row = None
-        if isinstance(row, dict) and isinstance(row.get("step"), (int, float)):
+        if isinstance(row, dict) and finite(row.get("step")) is not None:
             rows.append(row)
         elif number == len(lines):
             notes.append(f"{path.name}: torn last line {number} skipped (a write was cut off)")
@@ -77,12 +78,33 @@ def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     return rows, notes
 
 
+def finite(value: Any) -> float | None:
+    """`value` as a finite float, or None (a non-number, a bool, NaN, inf, or an integer too large for a float).
+    JSON lets NaN, Infinity and 400-digit integers through; none of them is a step or a metric value."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def config_keys(config: dict[str, Any], prefix: str = "") -> list[str]:
+    """Every dotted key of a config that holds a value (not a section), in file order."""
+    keys = []
+    for name, value in config.items():
+        dotted = f"{prefix}{name}"
+        keys += config_keys(value, f"{dotted}.") if isinstance(value, dict) and value else [dotted]
+    return keys
+
+
 def _read_mapping(path: Path, loader) -> tuple[dict[str, Any], str | None]:
     if not path.is_file():
         return {}, f"no {path.name}"
     try:
         data = loader(path.read_text(encoding="utf-8"))
-    except (ValueError, yaml.YAMLError):
+    except (ValueError, RecursionError, yaml.YAMLError):  # ValueError covers bytes that are not UTF-8
         return {}, f"{path.name} cannot be parsed"
     return (data, None) if isinstance(data, dict) else ({}, f"{path.name} is not a mapping")
 
@@ -96,6 +118,7 @@ def read_run(path: Path) -> tuple[Run | None, list[str]]:
             f"{path.name}: a bandit run folder (config has num_arms), not an LLM training run; "
             f"compare reads LLM runs (see its bandit.html instead); skipped"
         ]
+    config.setdefault("engine", "ladkit")  # TRL/verl run folders say engine: trl|verl (ladkit.integrations)
     rows, notes = read_jsonl(path / "metrics.jsonl")
     eval_rows, eval_notes = read_jsonl(path / "eval.jsonl")
     tracked, tracked_notes = read_jsonl(path / "tracked.jsonl")

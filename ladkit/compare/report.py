@@ -6,6 +6,7 @@ file (plotly.js inlined once, so it opens offline).
 from __future__ import annotations
 
 import html
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from ladkit.compare.analysis import PASS_AT, Comparison, series
 from ladkit.compare.loading import Run
 from ladkit.compare.stats import curve_band, mean_estimate
 from ladkit.compare.table import fmt, legend
+from ladkit.errors import LadkitError
 from ladkit.text import prompt_title
 
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
@@ -253,14 +255,35 @@ STYLE = (
 )
 
 
-def write_report(comparison: Comparison, path: str | Path) -> Path:
-    """One HTML file: the summary table, the notes and every figure; plotly.js is inlined with the first."""
+def check_out_path(path: str | Path) -> Path:
+    """The report's path, refused before any work if it names a folder or lies under a file (one-line errors)."""
     path = Path(path)
+    if path.is_dir():
+        raise LadkitError(f"--out {path} is a folder; give a file path such as {path / 'compare.html'}")
+    parent = next((p for p in path.parents if p.exists()), Path("."))
+    if not parent.is_dir():
+        raise LadkitError(f"--out {path}: {parent} is a file, not a folder; give a path in a folder")
+    if not os.access(parent, os.W_OK):
+        raise LadkitError(f"--out {path}: cannot write in {parent}; give a path in a writable folder")
+    return path
+
+
+def write_report(comparison: Comparison, path: str | Path) -> Path:
+    """One HTML file: the summary table, the notes and every figure; plotly.js is inlined with the first.
+    Missing folders are made; the page is written to a temporary file and renamed, so a failed write leaves
+    no half report."""
+    path = check_out_path(path)
     parts = [fig.to_html(full_html=False, include_plotlyjs=i == 0) for i, fig in enumerate(report_figures(comparison))]
     page = (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>ladkit compare</title><style>{STYLE}</style>"
         f"</head><body><h1>ladkit compare</h1>{summary_html(comparison)}{''.join(parts)}</body></html>"
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page, encoding="utf-8")
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(page, encoding="utf-8")
+        os.replace(partial, path)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise LadkitError(f"--out {path}: cannot write the report ({error.strerror or error})") from None
     return path

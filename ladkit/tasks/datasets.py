@@ -97,8 +97,8 @@ def _read_json(path: Path) -> list[dict]:
     text = path.read_text(encoding="utf-8")
     try:
         data = json.loads(text)
-    except json.JSONDecodeError:
-        return _read_jsonl(path)  # HF's ".json" files are often JSON lines
+    except ValueError:  # HF's ".json" files are often JSON lines (and the line reader says where JSON is bad)
+        return _read_jsonl(path)
     if isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), list):
         data = next(iter(data.values()))  # {"data": [...]}
     if not isinstance(data, list):
@@ -110,26 +110,44 @@ def _read_jsonl(path: Path) -> list[dict]:
     rows = []
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as error:
-                    raise LadkitError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+            try:
+                rows.extend([json.loads(line)] if line.strip() else [])
+            except ValueError as error:  # JSONDecodeError, or an integer of more than 4300 digits
+                detail = getattr(error, "msg", error)
+                raise LadkitError(f"{path}:{number}: not valid JSON ({detail}); fix or remove the line") from None
     return rows
 
 
-def _read_local(path: Path) -> list[dict]:
-    """Rows of a local file, read directly (no `datasets` cache is written for a local file)."""
-    if path.suffix == ".jsonl":
-        return _read_jsonl(path)
-    if path.suffix == ".json":
-        return _read_json(path)
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
+def _read_parquet(path: Path) -> list[dict]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
+    try:
         return pq.read_table(path).to_pylist()
+    except (pa.ArrowException, OSError) as error:  # not a parquet file, truncated, or an unreadable column type
+        detail = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise LadkitError(f"{path}: not a readable parquet file ({detail}); check or convert the file") from None
+
+
+def _read_csv(path: Path) -> list[dict]:
     with path.open(encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle))
+        try:
+            return list(csv.DictReader(handle))
+        except csv.Error as error:  # a field over csv's size limit (131072 characters)
+            raise LadkitError(f"{path}: not a readable CSV file ({error}); check the file") from None
+
+
+def _read_local(path: Path) -> list[dict]:
+    """Rows of a local file, read directly (no `datasets` cache). Unreadable (binary, junk parquet, ...): one line."""
+    readers = {".jsonl": _read_jsonl, ".json": _read_json, ".parquet": _read_parquet}
+    try:
+        return readers.get(path.suffix, _read_csv)(path)
+    except UnicodeDecodeError as error:
+        raise LadkitError(f"{path}: byte {error.start} is not UTF-8 (binary?); save it as UTF-8 text") from None
+    except RecursionError:
+        raise LadkitError(f"{path}: a record is nested too deeply to read; flatten the data") from None
+    except OSError as error:  # no permission, an I/O error
+        raise LadkitError(f"{path}: cannot be read ({error.strerror or error}); check the file") from None
 
 
 def _read_hub(source: str, config: str | None, split: str, fields: Sequence[str]) -> list[dict]:

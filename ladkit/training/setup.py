@@ -178,11 +178,20 @@ def read_config(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "config.yaml"
     if not path.is_file():
         raise LadkitError(f"{run_dir} is not a ladkit run (no config.yaml); give the run folder to resume")
-    data = yaml.safe_load(path.read_text()) or {}
-    if isinstance(data, dict) and isinstance(data.get("task"), dict):  # a run from before the task sections
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (UnicodeDecodeError, yaml.YAMLError, RecursionError) as error:
+        where = f" at byte {error.start}" if isinstance(error, UnicodeDecodeError) else ""
+        raise LadkitError(
+            f"{path} is not readable YAML ({type(error).__name__}{where}); restore it (a run writes it at start) "
+            "or start a new run"
+        ) from None
+    if not isinstance(data, dict):
+        raise LadkitError(f"{path} holds a {type(data).__name__}, not a config mapping; restore it or start a new run")
+    if isinstance(data.get("task"), dict):  # a run from before the task sections
         from ladkit.tasks import upgrade_task_section
 
         data["task"] = upgrade_task_section(data["task"])
-    if isinstance(data, dict) and isinstance(data.get("lad"), dict):  # from before lad.centered: the paper's f
+    if isinstance(data.get("lad"), dict):  # from before lad.centered: the paper's f
         data["lad"].setdefault("centered", False)
     return data
