@@ -117,3 +117,13 @@ def test_a_model_folder_typed_in_the_widget_is_the_one_trained(tmp_path):
     dash.controls["model"].value = str(tmp_path / "not-a-model")
     with pytest.raises(LadkitError, match="not-a-model"):
         dash.run()
+
+
+def test_the_real_lm_preset_with_a_typed_model(tmp_path):
+    """The notebook's recipe for a real model: preset real-lm (as `ladkit train --model X`), then the model field."""
+    dash = TrainDashboard(run_root=tmp_path, preset="real-lm")
+    dash.controls["model"].value = "Qwen/Qwen2.5-0.5B-Instruct"
+    config = dash.config()
+    assert (config.model.name_or_path, config.optim.lr, config.task.prompt_style) == (
+        "Qwen/Qwen2.5-0.5B-Instruct", 2e-5, "chat")  # fmt: skip
+    assert config.rollout.max_new_tokens == dash.controls["max_new_tokens"].value in (128, 256)  # CPU / GPU
