@@ -11,7 +11,10 @@ from ladkit.rollout.base import Completion, RolloutBackend, RolloutGroup, Sampli
 BACKENDS: Registry[Callable[..., RolloutBackend]] = Registry("rollout backend")
 # Options of an inference engine (VLLMBackend's). The hf backend runs the training model as it is and ignores
 # them, so a trainer can pass one set of options whichever backend the user picked.
-ENGINE_OPTIONS = frozenset({"seed", "max_model_len", "gpu_memory_utilization", "dtype", "enforce_eager", "lora_sync"})
+ENGINE_OPTIONS = frozenset(
+    {"seed", "max_model_len", "gpu_memory_utilization", "dtype", "enforce_eager", "lora_sync", "sleep_mode"}
+)
+HF_OPTIONS = frozenset({"max_batch_size", "batched_sampling", "decode"})  # the hf backend's; vllm ignores them
 
 
 @BACKENDS.register("hf")
@@ -29,7 +32,9 @@ def _make_vllm(model, tokenizer, model_path=None, lora_rank=None, **options) -> 
 
     if model_path is None:
         raise LadkitError("--backend vllm needs the base model's path or hub name (model_path) to start its engine")
-    backend = VLLMBackend(model_path, tokenizer, lora_rank=lora_rank, **options)
+    backend = VLLMBackend(
+        model_path, tokenizer, lora_rank=lora_rank, **{k: v for k, v in options.items() if k not in HF_OPTIONS}
+    )
     if model is not None:
         # Start from the trainer's weights, not the checkpoint's: a resumed adapter or already-updated weights.
         backend.sync_weights(model)
@@ -43,10 +48,11 @@ def make_backend(
 
     model_path: the base model's folder or hub name (vllm starts its own engine from it).
     lora_rank: the LoRA rank when training an adapter, None for full training.
-    options: backend keywords. hf: max_batch_size, batched_sampling (engine options are ignored). vllm:
-        max_model_len, seed, gpu_memory_utilization, dtype, enforce_eager, lora_sync ("adapter": a LoRARequest per
-        step, the default; "merged": the adapter merged into the weights, reloaded in place), and any other
-        `vllm.LLM` keyword.
+    options: backend keywords. hf: max_batch_size, batched_sampling, decode ("eager", "static", "compiled";
+        unset: by device) (engine options are ignored). vllm: max_model_len, seed, gpu_memory_utilization, dtype,
+        enforce_eager, lora_sync ("adapter": a LoRARequest per step, the default; "merged": the adapter merged
+        into the weights, reloaded in place), sleep_mode (unset: where supported), and any other `vllm.LLM`
+        keyword (hf options are ignored).
     """
     return BACKENDS.get(name)(model, tokenizer, model_path=model_path, lora_rank=lora_rank, **options)
 

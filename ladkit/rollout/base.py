@@ -74,6 +74,11 @@ class RolloutBackend(Protocol):
         """Make the next generate() sample from `model`'s current weights (LoRA adapter or full)."""
         ...
 
+    def sleep(self) -> None:
+        """Free what device memory the backend can until the next generate() or sync_weights() (the trainer
+        calls it before its update; vllm puts its engine to sleep on a GPU); a no-op where nothing can be freed."""
+        ...
+
     def close(self) -> None:
         """Release the backend's memory (engine, caches); the backend cannot generate afterwards."""
         ...

@@ -16,6 +16,16 @@ Shared prompt pass: the n rows of a prompt start from one prefill. Each distinct
 through the model once, the key/value cache is repeated to its rows, and generate() continues from it (its
 documented cache re-use), so the prefill costs B prompts, not B * n rows. Models whose cache cannot be
 repeated (ladkit.models.logprobs.run_shared_prompt_pass) prefill every row, as before.
+Decode modes (`decode`): "eager" (a dynamic cache, the shared prompt pass above), "static" (transformers'
+static key/value cache, preallocated to prompt + max_new_tokens, so every decode step has the same shapes)
+and "compiled" (the static cache plus generate()'s compiled step: torch.compile in "reduce-overhead" mode,
+i.e. CUDA graphs on a GPU, replaying one graph per token instead of launching each kernel). Unset: compiled
+on a GPU, eager on a CPU (there the step is bound by FLOPs, not launches). Static modes prefill every row (a
+static cache cannot be filled once per prompt and repeated) and round the prompt width up to a multiple of
+STATIC_WIDTH_STEP, so steps with slightly different prompt lengths reuse one cache shape and one graph.
+The sampler is the same in every mode (it runs outside the model), so tokens and log-probs equal eager
+decoding up to float rounding of the forward (a CPU test checks "static"; "compiled" is timed and compared by
+scripts/gpu_check.sh on a GPU).
 Generation runs in eval mode (no LoRA or attention dropout) under no_grad, and every module's train/eval
 flag is restored afterwards.
 """
@@ -44,6 +54,13 @@ from ladkit.rollout.base import (
 )
 
 _NO_SHARED_PROMPT_PASS: WeakSet = WeakSet()  # models whose cache cannot be repeated across rows
+DECODE_MODES = ("eager", "static", "compiled")
+STATIC_WIDTH_STEP = 32  # static decode: prompt widths rounded up to a multiple of this (one cache shape per bucket)
+
+
+def default_decode(device: torch.device) -> str:
+    """The decode mode when none is set: the compiled static-cache step on a GPU, eager elsewhere."""
+    return "compiled" if device.type == "cuda" else "eager"
 
 
 class HFBackend:
@@ -51,7 +68,17 @@ class HFBackend:
 
     name = "hf"
 
-    def __init__(self, model, tokenizer, max_batch_size: int | None = None, batched_sampling: bool | None = None):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        max_batch_size: int | None = None,
+        batched_sampling: bool | None = None,
+        decode: str | None = None,
+    ):
+        if decode is not None and decode not in DECODE_MODES:
+            raise LadkitError(f"hf decode must be one of {', '.join(DECODE_MODES)} or unset, got {decode!r}")
+        self.decode = decode  # None: default_decode(the model's device)
         self.model = model
         self.tokenizer = tokenizer
         self.max_batch_size = max_batch_size  # rows (prompt x sample) per generate call; None = all at once
@@ -80,22 +107,31 @@ class HFBackend:
         """Nothing to copy: generate() runs the training model, so it always sees the current weights."""
         self.model = model
 
+    def sleep(self) -> None:
+        """Nothing to free: generate() allocates its cache per call and the weights are the trainer's."""
+
     def close(self) -> None:
         self.model = None  # drop the reference only: the trainer owns the model
 
     def _device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    def decode_mode(self) -> str:
+        """"eager", "static" or "compiled": as set, else by the model's device (default_decode)."""
+        return self.decode or default_decode(self._device())
+
     def _sample(self, rows: list[list[int]], row_seeds: list[int] | None, sampling: SamplingConfig) -> list[Completion]:
-        input_ids, attention_mask = _left_pad(rows, self.pad_id, self._device())  # [R, P] each
+        mode = self.decode_mode()
+        step = 1 if mode == "eager" else STATIC_WIDTH_STEP
+        input_ids, attention_mask = _left_pad(rows, self.pad_id, self._device(), step)  # [R, P] each
         recorder = _ChosenLogprobs()
         chooser = _ChooseToken(row_seeds, input_ids.device, sampling.max_new_tokens, self.batched_sampling is not False)
         processors = [*_warpers(sampling), recorder, chooser]
-        prompt_cache = self._shared_prompt_pass(rows, input_ids, attention_mask)
+        prompt_cache = self._shared_prompt_pass(rows, input_ids, attention_mask) if mode == "eager" else {}
         sequences = self.model.generate(
             input_ids=input_ids,
             attention_mask=attention_mask,
-            generation_config=self._generation_config(sampling),
+            generation_config=self._generation_config(sampling, mode),
             logits_processor=LogitsProcessorList(processors),
             **prompt_cache,
         )
@@ -120,7 +156,7 @@ class HFBackend:
         text = self.tokenizer.decode(token_ids[:keep], skip_special_tokens=True)
         return Completion(token_ids=token_ids[:keep], text=text, logprobs=logprobs[:keep], finish_reason=reason)
 
-    def _generation_config(self, sampling: SamplingConfig) -> GenerationConfig:
+    def _generation_config(self, sampling: SamplingConfig, mode: str = "eager") -> GenerationConfig:
         # Greedy mode: the token is already chosen by _ChooseToken, and generate() adds no sampling warpers of
         # its own, so a checkpoint's generation_config.json (an instruct model may ship temperature 0.7 or
         # top_k=20) cannot change what SamplingConfig says. Penalties act in any mode: switched off explicitly,
@@ -135,7 +171,23 @@ class HFBackend:
             eos_token_id=sorted(self.stop_ids),
             pad_token_id=self.pad_id,
             use_cache=True,
+            **_decode_options(mode, self._device().type),
         )
+
+
+def _decode_options(mode: str, device_type: str = "cuda") -> dict:
+    """GenerationConfig fields of a decode mode: none for eager; a static cache, compiled or not, otherwise.
+    Compiled: CUDA graphs ("reduce-overhead") on a GPU; elsewhere plain inductor, which generate() runs only
+    when told to (`_compile_all_devices`, transformers' flag for compiling on a CPU): "compiled" was asked for."""
+    if mode == "eager":
+        return {}
+    if mode == "static":
+        return {"cache_implementation": "static", "disable_compile": True}
+    from transformers import CompileConfig
+
+    compile_config = CompileConfig(mode="reduce-overhead" if device_type == "cuda" else "default")
+    compile_config._compile_all_devices = device_type != "cuda" or None
+    return {"cache_implementation": "static", "compile_config": compile_config, "disable_compile": False}
 
 
 def _warpers(sampling: SamplingConfig) -> list[LogitsProcessor]:
@@ -229,9 +281,12 @@ def inverse_cdf(probs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
     return torch.minimum(chosen, last_positive)
 
 
-def _left_pad(rows: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-pad so every row's last prompt token sits in the last column, where generation continues."""
-    width = max(len(r) for r in rows)
+def _left_pad(
+    rows: list[list[int]], pad_id: int, device: torch.device, step: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad so every row's last prompt token sits in the last column, where generation continues; the
+    width is rounded up to a multiple of `step` (static decode: fewer distinct cache shapes)."""
+    width = -(-max(len(r) for r in rows) // step) * step
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)  # [R, P]
     attention_mask = torch.zeros((len(rows), width), dtype=torch.long)  # [R, P]
     for i, row in enumerate(rows):

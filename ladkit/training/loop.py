@@ -149,6 +149,7 @@ def train_step(ctx: TrainContext, step: int, guard: SkipGuard | None = None) -> 
     _synchronize(ctx.device)
     recompute_s = time.perf_counter() - update_start
     tracked = track_before(ctx, step)  # after the step's own draws, own seeds, RNG restored: training unchanged
+    ctx.backend.sleep()  # an engine's GPU memory goes to the update (vllm sleep mode); the next sampling wakes it
     update_start = time.perf_counter()
     stats = update(ctx, batch, old, guard)
     _synchronize(ctx.device)

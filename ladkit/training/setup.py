@@ -153,6 +153,8 @@ def _make_backend(config: TrainConfig, model: torch.nn.Module, tokenizer) -> Rol
         max_model_len=rollout.vllm_max_model_len,
         gpu_memory_utilization=rollout.vllm_gpu_memory_utilization,
         lora_sync=rollout.vllm_lora_sync,
+        sleep_mode=rollout.vllm_sleep_mode,
+        decode=rollout.hf_decode,
         dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
     )
 

@@ -113,12 +113,12 @@ def test_one_prefill_per_prompt_gives_the_samples_of_a_full_prefill(plain_model,
         shared = backend.generate(prompts, n=4, sampling=SAMPLING)
         width = max(len(p) for p in prompts)
         assert shapes[:2] == [(len(prompts), width - 1), (4 * len(prompts), 1)]  # prefill, then the last column
-        hf._NO_SHARED_PREFILL.add(plain_model)
+        hf._NO_SHARED_PROMPT_PASS.add(plain_model)
         shapes.clear()
         full = backend.generate(prompts, n=4, sampling=SAMPLING)
         assert shapes[0] == (4 * len(prompts), width)
     finally:
-        hf._NO_SHARED_PREFILL.discard(plain_model)
+        hf._NO_SHARED_PROMPT_PASS.discard(plain_model)
         hook.remove()
     assert samples(shared) == samples(full)
     for group_a, group_b in zip(shared, full):
