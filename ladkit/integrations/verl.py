@@ -1,7 +1,7 @@
 """LAD inside verl: policy loss "lad" in verl's registry, and verl's metrics log converted to a ladkit run folder.
 
     actor_rollout_ref.actor.policy_loss.loss_mode=lad
-    +ray_kwargs.ray_init.runtime_env.env_vars.LADKIT_LAD='divergence=js,inv_eta=4'   # LADConfig fields; optional
+    '+ray_kwargs.ray_init.runtime_env.env_vars.LADKIT_LAD="divergence=js,inv_eta=4"'  # LADConfig fields; optional
 
 Registration: importing this module registers "lad" (verl.trainer.ppo.core_algos.register_policy_loss). ladkit
 declares it as a `verl.plugins` entry point, which verl imports in every process (driver and Ray workers) when

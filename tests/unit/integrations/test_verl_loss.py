@@ -122,3 +122,25 @@ def test_other_verl_versions_are_refused_by_name():
     integration.check_verl_version("0.9.4")
     with pytest.raises(LadkitError, match=r"supports verl 0\.9\.x .*verl 0\.10\.0 is installed"):
         integration.check_verl_version("0.10.0")
+
+
+def test_the_maths_recipe_composes_in_verls_hydra_config():
+    # examples/verl_lad_math.sh with DRY_RUN=1: verl's own Hydra composition (every override must name an existing
+    # key, or be a +new one), printed, nothing trained
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[3]
+    env = {**os.environ, "DRY_RUN": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    done = subprocess.run(["bash", "examples/verl_lad_math.sh"], cwd=root, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    config = yaml.safe_load(done.stdout)
+    actor = config["actor_rollout_ref"]["actor"]
+    assert actor["policy_loss"]["loss_mode"] == "lad" and actor["loss_agg_mode"] == "seq-mean-token-mean"
+    assert config["actor_rollout_ref"]["rollout"]["n"] == 8 and config["data"]["max_response_length"] == 8192
+    lad = integration.lad_config_from(config["ray_kwargs"]["ray_init"]["runtime_env"]["env_vars"]["LADKIT_LAD"])
+    assert (lad.divergence, lad.inverse_temperature, lad.level) == ("js", 4.0, "sequence")
