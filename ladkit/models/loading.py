@@ -248,9 +248,13 @@ def attach_lora(model, config: ModelConfig):
 
     targets = config.target_modules if isinstance(config.target_modules, str) else list(config.target_modules)
     lora = LoraConfig(
-        r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-        target_modules=targets, task_type="CAUSAL_LM", bias="none",
-    )  # fmt: skip
+        r=config.lora_rank,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=targets,
+        task_type="CAUSAL_LM",
+        bias="none",
+    )
     try:
         return get_peft_model(model, lora)
     except ValueError as error:
@@ -345,6 +349,14 @@ def render_prompt(tokenizer, prompt) -> list[int]:
 
 
 __all__ = [
-    "DTYPES", "ModelConfig", "attach_lora", "is_lora", "linear_module_names", "load_policy", "reference_policy",
-    "render_prompt", "require_reference", "resolve_model_path",
-]  # fmt: skip
+    "DTYPES",
+    "ModelConfig",
+    "attach_lora",
+    "is_lora",
+    "linear_module_names",
+    "load_policy",
+    "reference_policy",
+    "render_prompt",
+    "require_reference",
+    "resolve_model_path",
+]
