@@ -45,11 +45,16 @@ def time_steps(workload: str, threads: int, steps: int) -> dict:
     rows = [r for r in rows if "perf/step_time_s" in r][1:]  # step 0 warms up
     median = {key: statistics.median(r[f"perf/{key}_time_s"] for r in rows) for key in ("step", "rollout", "update")}
     return {
-        "workload": workload, "threads": threads, "steps_timed": len(rows), "load_average_before": round(load, 2),
-        "step_s": round(median["step"], 2), "rollout_s": round(median["rollout"], 2),
-        "update_s": round(median["update"], 2), "geometry": f"{config.prompts_per_step}x{config.group_size}, "
+        "workload": workload,
+        "threads": threads,
+        "steps_timed": len(rows),
+        "load_average_before": round(load, 2),
+        "step_s": round(median["step"], 2),
+        "rollout_s": round(median["rollout"], 2),
+        "update_s": round(median["update"], 2),
+        "geometry": f"{config.prompts_per_step}x{config.group_size}, "
         f"{config.rollout.max_new_tokens} new tokens, dtype {config.model.dtype}",
-    }  # fmt: skip
+    }
 
 
 def main() -> None:
@@ -65,10 +70,12 @@ def main() -> None:
             results.append(time_steps(workload, threads, args.steps))
             print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     record = {
-        "date": time.strftime("%Y-%m-%d"), "cpu_count": os.cpu_count(), "results": results,
+        "date": time.strftime("%Y-%m-%d"),
+        "cpu_count": os.cpu_count(),
+        "results": results,
         "note": "seconds per step, median over the steps after the first; load_average_before is the 1-minute "
         "load when the run started (a shared machine: figures move with it)",
-    }  # fmt: skip
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)

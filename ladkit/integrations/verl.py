@@ -147,8 +147,15 @@ def _refusal(message: str):
     return unsupported
 
 
-def _registered(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="seq-mean-token-mean",
-                config=None, rollout_is_weights=None):  # fmt: skip
+def _registered(
+    old_log_prob,
+    log_prob,
+    advantages,
+    response_mask,
+    loss_agg_mode="seq-mean-token-mean",
+    config=None,
+    rollout_is_weights=None,
+):
     """The function verl calls: its keywords exactly, LAD's settings from the environment."""
     return compute_policy_loss_lad(
         old_log_prob, log_prob, advantages, response_mask, loss_agg_mode, config, rollout_is_weights
@@ -200,7 +207,7 @@ def run_config(verl: dict[str, Any]) -> dict[str, Any]:
         "rollout": {
             "max_new_tokens": get("data", "max_response_length"),
             "temperature": get("actor_rollout_ref", "rollout", "temperature"),
-        },  # fmt: skip
+        },
         "optim": {"lr": get("actor_rollout_ref", "actor", "optim", "lr")},
         "model": {"name_or_path": get("actor_rollout_ref", "model", "path")},
         "verl": {

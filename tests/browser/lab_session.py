@@ -56,15 +56,25 @@ def start_lab(tmp_path: Path, log: Path, timeout: float = 120) -> Lab:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(values))
     port, token = free_port(), os.urandom(16).hex()
-    env = {**os.environ, "PY": sys.executable, "LAB_PORT": str(port), "JUPYTER_TOKEN": token,
-           "LAB_NOTEBOOKS": str(notebooks), "LADKIT_SMOKE": "1", "LADKIT_RUN_ROOT": str(tmp_path / "runs"),
-           "OMP_NUM_THREADS": "1", "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
-           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "JUPYTERLAB_SETTINGS_DIR": str(settings),
-           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces")}  # fmt: skip
+    env = {
+        **os.environ,
+        "PY": sys.executable,
+        "LAB_PORT": str(port),
+        "JUPYTER_TOKEN": token,
+        "LAB_NOTEBOOKS": str(notebooks),
+        "LADKIT_SMOKE": "1",
+        "LADKIT_RUN_ROOT": str(tmp_path / "runs"),
+        "OMP_NUM_THREADS": "1",
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "JUPYTERLAB_SETTINGS_DIR": str(settings),
+        "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"),
+    }
     command = ["bash", str(ROOT / "scripts" / "lab.sh"), "--LabApp.expose_app_in_browser=True"]
     with log.open("w") as sink:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT,
-                                   start_new_session=True)  # fmt: skip
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+        )
     lab = Lab(f"http://127.0.0.1:{port}", token, process, notebooks, tmp_path / "runs", log)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -104,8 +104,9 @@ def check_stopped_run(run: Path, at_least: int, steps: int, scratch: Path) -> No
     config["steps"] = saved_step + 2
     (copy / "config.yaml").write_text(yaml.safe_dump(config))
     command = [sys.executable, "-m", "ladkit_cli.main", "train", "--resume", str(copy), "--no-live"]
-    done = subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
+    done = subprocess.run(
+        command, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert json.loads((copy / "meta.json").read_text())["status"] == "completed"
     resumed = [json.loads(line) for line in (copy / "metrics.jsonl").read_text().splitlines()]

@@ -37,8 +37,11 @@ def question(word: str) -> str:
 
 
 def messages(word: str) -> list[dict[str, str]]:
-    shots = [turn for w, a in SHOTS for turn in ({"role": "user", "content": question(w)},
-                                               {"role": "assistant", "content": f"\\boxed{{{a}}}"})]  # fmt: skip
+    shots = [
+        turn
+        for w, a in SHOTS
+        for turn in ({"role": "user", "content": question(w)}, {"role": "assistant", "content": f"\\boxed{{{a}}}"})
+    ]
     return [{"role": "system", "content": SYSTEM}, *shots, {"role": "user", "content": question(word)}]
 
 
@@ -51,13 +54,26 @@ def resolved(tmp_path: Path, backend: str):
     from ladkit.training.resolve import resolve
 
     overrides = [
-        "task.name=dataset", f"task.dataset.path={write_rows(tmp_path / 'train.jsonl', TRAIN)}",
+        "task.name=dataset",
+        f"task.dataset.path={write_rows(tmp_path / 'train.jsonl', TRAIN)}",
         f"task.dataset.eval_split={write_rows(tmp_path / 'eval.jsonl', HELD_OUT)}",
-        "task.dataset.prompt_field=messages", "task.dataset.answer_field=answer", "task.eval_size=2",
-        "rollout.max_new_tokens=8", "rollout.vllm_max_model_len=256", "steps=2", "prompts_per_step=2",
-        "group_size=4", "mini_batches=1", "eval_every=0", "eval_samples=2", "tracked_prompts=0",
-        "checkpoint_every=0", "model.dtype=float32", "threads=1", "task.reward_workers=1",
-    ]  # fmt: skip
+        "task.dataset.prompt_field=messages",
+        "task.dataset.answer_field=answer",
+        "task.eval_size=2",
+        "rollout.max_new_tokens=8",
+        "rollout.vllm_max_model_len=256",
+        "steps=2",
+        "prompts_per_step=2",
+        "group_size=4",
+        "mini_batches=1",
+        "eval_every=0",
+        "eval_samples=2",
+        "tracked_prompts=0",
+        "checkpoint_every=0",
+        "model.dtype=float32",
+        "threads=1",
+        "task.reward_workers=1",
+    ]
     notes: list[str] = []
     config = resolve(None, overrides, {"model.name_or_path": MODEL, "rollout.backend": backend}, notes)
     assert len(notes) == 1 and notes[0].startswith("using preset real-lm for a model that is not builtin: chat")

@@ -23,9 +23,16 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "ladkit" / "integrations" / "configs"
 # the same geometry on both engines: 4 prompts x G=4, 8 new tokens, 2 mini-batches, LAD-js 1/eta=4
 SETTINGS = [
-    "prompts_per_step=4", "group_size=4", "rollout.max_new_tokens=8", "mini_batches=2", "task.train_size=16",
-    "task.eval_size=4", "seed=3", "lad.divergence=js", "lad.inv_eta=4",
-]  # fmt: skip
+    "prompts_per_step=4",
+    "group_size=4",
+    "rollout.max_new_tokens=8",
+    "mini_batches=2",
+    "task.train_size=16",
+    "task.eval_size=4",
+    "seed=3",
+    "lad.divergence=js",
+    "lad.inv_eta=4",
+]
 STEPS = 3
 LADKIT = str(Path(sys.executable).parent / "ladkit")  # the console script of this environment
 

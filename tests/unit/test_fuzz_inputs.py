@@ -334,7 +334,7 @@ run_file_contents = st.one_of(
     st.binary(max_size=120),
     st.lists(
         st.one_of(json_values, st.fixed_dictionaries({"step": json_values, "reward/mean": json_values})), max_size=4
-    ).map(_jsonl),  # fmt: skip
+    ).map(_jsonl),
     json_values.map(lambda v: yaml.safe_dump(v, allow_unicode=True).encode("utf-8", errors="surrogatepass")),
 )
 
@@ -369,7 +369,7 @@ compare_flags = st.lists(
         st.tuples(
             st.just("-m"),
             st.one_of(st.sampled_from(["reward/mean", "eval/pass@1", "ladkit_eval/pass@4"]), st.text(max_size=10)),
-        ),  # fmt: skip
+        ),
         st.tuples(st.just("--baseline"), st.one_of(st.just("lad:js"), st.text(max_size=6))),
         st.tuples(st.just("--out"), st.sampled_from(["folder", "file/x.html", "file/x/y.html"])),
         st.tuples(st.just("--paired")),

@@ -28,8 +28,14 @@ def _verl_log(path, steps: int = 3):
     """verl's FileLogger lines: {"step": k, "data": {...}}; validation at step 0 (before training) and every 2."""
     lines = [{"step": 0, "data": {"val-core/math_dapo/acc/mean@4": 0.25, "val-core/math_dapo/acc/best@4/mean": 0.5}}]
     for k in range(1, steps + 1):
-        data = {"critic/score/mean": 0.1 * k, "actor/entropy": 0.5, "response_length/mean": 100.0 + k,
-                "actor/pg_loss": 0.3, "lad/weight_mean": 0.01 * k, "timing_s/step": 2.0}  # fmt: skip
+        data = {
+            "critic/score/mean": 0.1 * k,
+            "actor/entropy": 0.5,
+            "response_length/mean": 100.0 + k,
+            "actor/pg_loss": 0.3,
+            "lad/weight_mean": 0.01 * k,
+            "timing_s/step": 2.0,
+        }
         if k % 2 == 0:
             data["val-core/math_dapo/acc/mean@4"] = 0.25 + 0.1 * k
         lines.append({"step": k, "data": data})
@@ -67,8 +73,13 @@ def test_trl_log_row_renamed_only_where_the_quantity_is_ladkits():
         TRL_KEYS,
         "trl",
     )
-    assert row == {"reward/mean": 0.5, "policy/entropy": 0.7, "trl/loss": 1.0, "trl/kl/old_k1": 0.1,
-                   "lad/weight_mean": 0.2}  # fmt: skip
+    assert row == {
+        "reward/mean": 0.5,
+        "policy/entropy": 0.7,
+        "trl/loss": 1.0,
+        "trl/kl/old_k1": 0.1,
+        "lad/weight_mean": 0.2,
+    }
 
 
 def test_compare_reads_a_verl_run_next_to_a_ladkit_run(tmp_path):

@@ -35,15 +35,26 @@ def _trainer(**overrides):
     options.update({k: overrides.pop(k) for k in list(overrides) if k.startswith("objective")})
     with tempfile.TemporaryDirectory() as out_dir:
         args = TRLConfig(
-            output_dir=out_dir, per_device_train_batch_size=N, num_generations=4, max_completion_length=MAX_LENGTH,
-            steps_per_generation=2, bf16=False, use_cpu=True, report_to="none", save_strategy="no",
-            disable_tqdm=True, **{"beta": 0.0, **overrides},
-        )  # fmt: skip
+            output_dir=out_dir,
+            per_device_train_batch_size=N,
+            num_generations=4,
+            max_completion_length=MAX_LENGTH,
+            steps_per_generation=2,
+            bf16=False,
+            use_cpu=True,
+            report_to="none",
+            save_strategy="no",
+            disable_tqdm=True,
+            **{"beta": 0.0, **overrides},
+        )
         return LadkitGRPOTrainer(
-            model=AutoModelForCausalLM.from_pretrained(path), reward_funcs=lambda completions, **_: [0.0] * N,
-            args=args, train_dataset=Dataset.from_list([{"prompt": "1,2->3:"}] * N),
-            processing_class=AutoTokenizer.from_pretrained(path), **options,
-        )  # fmt: skip
+            model=AutoModelForCausalLM.from_pretrained(path),
+            reward_funcs=lambda completions, **_: [0.0] * N,
+            args=args,
+            train_dataset=Dataset.from_list([{"prompt": "1,2->3:"}] * N),
+            processing_class=AutoTokenizer.from_pretrained(path),
+            **options,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -69,11 +80,14 @@ def _inside_trl(trainer, logprobs, old, advantages, mask, accumulation=1, genera
     trainer.current_gradient_accumulation_steps = accumulation
     ids = torch.ones(N, T, dtype=torch.long)
     inputs = {
-        "prompt_ids": ids[:, :3], "prompt_mask": torch.ones(N, 3, dtype=torch.long), "completion_ids": ids,
-        "completion_mask": mask.long(), "advantages": advantages,
+        "prompt_ids": ids[:, :3],
+        "prompt_mask": torch.ones(N, 3, dtype=torch.long),
+        "completion_ids": ids,
+        "completion_mask": mask.long(),
+        "advantages": advantages,
         "num_items_in_batch": generation_tokens if generation_tokens is not None else mask.sum(),
         **({"old_per_token_logps": old} if old is not None else {}),
-    }  # fmt: skip
+    }
     loss = trainer._compute_loss(trainer.model, inputs)
     return loss.detach(), torch.autograd.grad(loss, leaf)[0]
 
@@ -178,3 +192,13 @@ def test_trl_loss_options_that_would_be_ignored_are_errors():
         _trainer(beta=0.04)
     with pytest.raises(LadkitError, match="GRPOConfig.importance_sampling_level"):
         _trainer(importance_sampling_level="sequence")
+    with pytest.raises(LadkitError, match="GRPOConfig.entropy_coef"):
+        _trainer(entropy_coef=0.01)
+
+
+@pytest.mark.parametrize("vllm_mode", ["colocate", "server"])
+def test_vllm_modes_pass_through_and_refuse_the_token_is_correction(vllm_mode):
+    # TRL's vLLM options reach TRL untouched; its default token-level importance-sampling correction would be
+    # dropped by ladkit's loss, so it is refused before TRL starts (or connects to) a vLLM engine
+    with pytest.raises(LadkitError, match="vllm_importance_sampling_correction=False"):
+        _trainer(use_vllm=True, vllm_mode=vllm_mode)

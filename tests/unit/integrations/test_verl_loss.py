@@ -40,9 +40,14 @@ def _verl(logprobs, old, advantages, mask, mode, lad, batch_info=None):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(integration.ENVIRONMENT, lad)
         loss, metrics = core_algos.get_policy_loss_fn("lad")(
-            old_log_prob=old, log_prob=leaf, advantages=token_advantages, response_mask=mask, loss_agg_mode=mode,
-            config=config, rollout_is_weights=None,
-        )  # fmt: skip
+            old_log_prob=old,
+            log_prob=leaf,
+            advantages=token_advantages,
+            response_mask=mask,
+            loss_agg_mode=mode,
+            config=config,
+            rollout_is_weights=None,
+        )
     return loss.detach(), torch.autograd.grad(loss, leaf)[0], metrics
 
 

@@ -54,11 +54,20 @@ def test_render_all_renders_each_prompt_once_and_checks_the_context(llama_bpe_di
 
 
 def config_for(model_dir, **task) -> TrainConfig:
-    return build(TrainConfig, {
-        "model": {"name_or_path": str(model_dir)}, "steps": 1, "prompts_per_step": 2, "group_size": 2,
-        "mini_batches": 1, "eval_every": 0, "tracked_prompts": 0, "threads": 1,
-        "task": {"name": "arithmetic", "train_size": 4, "eval_size": 2, **task},
-    })  # fmt: skip
+    return build(
+        TrainConfig,
+        {
+            "model": {"name_or_path": str(model_dir)},
+            "steps": 1,
+            "prompts_per_step": 2,
+            "group_size": 2,
+            "mini_batches": 1,
+            "eval_every": 0,
+            "tracked_prompts": 0,
+            "threads": 1,
+            "task": {"name": "arithmetic", "train_size": 4, "eval_size": 2, **task},
+        },
+    )
 
 
 @pytest.fixture

