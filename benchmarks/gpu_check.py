@@ -9,7 +9,14 @@ repo and the GPU image's own torch, transformers and peft:
 2. trains a LoRA adapter on it with ladkit's own trainer (ladkit.training.loop.train: HF generate rollouts,
    pi_old recomputation, objective, AdamW), first LAD, then GRPO, with the same rollout geometry;
 3. prints, per objective, the median step time (rollout and update apart), tokens/s, peak GPU memory and
-   model FLOPs utilisation, and writes them as JSON.
+   model FLOPs utilisation, and writes them as JSON;
+4. times one rollout batch per hf decode mode (eager, static KV cache, compiled step: CUDA graphs), checking
+   that every mode samples eager's tokens, and the two seeded samplers;
+5. with vLLM installed on a GPU: an engine with sleep mode sampled, put to sleep (the GPU memory it frees is
+   measured), woken and sampled again (same tokens).
+
+The update runs micro-batches sized by a token budget (--micro-batch-tokens, unset: the GPU default of
+ladkit.training.optimise.micro_batch_size) and the rollout decodes in --decode mode (auto: compiled on a GPU).
 
 The task is synthetic: compact countdown-style prompts, and a reward that is a fixed hash of the completion
 text mapped to [0, 1). A random model says nothing meaningful, but the hash gives every group a spread of
@@ -34,6 +41,7 @@ from __future__ import annotations
 import argparse
 import gc
 import hashlib
+import importlib.util
 import json
 import random
 import statistics
@@ -142,8 +150,17 @@ def run_objective(objective: str, model_dir: Path, run_dir: Path, args) -> list[
             "task": {"name": "gpu_check", "eval_size": 4},
             "shared_prompt_pass": SHARING[args.shared_prompt_pass],
             "objective": objective,
-            "rollout": {"backend": "hf", "max_new_tokens": args.max_new_tokens, "temperature": 1.0},
-            "optim": {"lr": 1e-5, "grad_accumulation": args.grad_accumulation},
+            "rollout": {
+                "backend": "hf",
+                "max_new_tokens": args.max_new_tokens,
+                "temperature": 1.0,
+                "hf_decode": None if args.decode == "auto" else args.decode,
+            },
+            "optim": {
+                "lr": 1e-5,
+                "grad_accumulation": args.grad_accumulation,
+                "micro_batch_tokens": args.micro_batch_tokens,
+            },
             "steps": args.steps,
             "prompts_per_step": args.prompts,
             "group_size": args.group_size,
@@ -192,6 +209,74 @@ def compare_samplers(model_dir: Path, args, repeats: int = 2) -> dict:
     return out
 
 
+def compare_decode(model_dir: Path, args, modes: list[str], repeats: int = 2) -> dict:
+    """Seconds of one seeded rollout batch (prompts x G x up to 64 tokens) per hf decode mode, and whether each
+    mode sampled exactly eager's tokens (same seeds). The first call of a mode (compilation, graph capture)
+    is timed apart as its warm-up."""
+    from ladkit.models.loading import ModelConfig, load_policy, render_prompt
+    from ladkit.rollout import SamplingConfig, make_backend
+
+    model, tokenizer = load_policy(ModelConfig(name_or_path=str(model_dir), dtype="bfloat16"))
+    model.to(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    prompts = [render_prompt(tokenizer, e.prompt) for e in HashRewardTask().train_examples()[: args.prompts]]
+    sampling = SamplingConfig(min(args.max_new_tokens, 64), 1.0, 1.0, 0, 0)
+    out: dict = {"max_new_tokens": sampling.max_new_tokens, "modes": {}}
+    tokens: dict[str, list] = {}
+    for mode in modes:
+        backend = make_backend("hf", model, tokenizer, decode=mode)
+        times = []
+        for _ in range(repeats + 1):
+            begun = time.perf_counter()
+            groups = backend.generate(prompts, args.group_size, sampling, seeds=list(range(len(prompts))))
+            _synchronize()
+            times.append(time.perf_counter() - begun)
+        tokens[mode] = [c.token_ids for g in groups for c in g.completions]
+        count = sum(len(t) for t in tokens[mode])
+        out["modes"][mode] = {"first_call_s": times[0], "rollout_s": statistics.median(times[1:]),
+                              "tokens_per_s": count / statistics.median(times[1:])}  # fmt: skip
+    for mode in modes:
+        same = sum(a == b for a, b in zip(tokens[mode], tokens[modes[0]]))
+        out["modes"][mode][f"same_tokens_as_{modes[0]}"] = same / len(tokens[modes[0]])
+    del model
+    return out
+
+
+def vllm_sleep_check(model_dir: Path, args) -> dict:
+    """A vLLM engine with sleep mode: sample, sleep (GPU memory freed, measured), wake, sample again."""
+    from transformers import AutoTokenizer
+
+    from ladkit.models.loading import render_prompt
+    from ladkit.rollout import SamplingConfig, make_backend
+    from ladkit.rollout.vllm import VLLMBackend
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    prompts = [render_prompt(tokenizer, e.prompt) for e in HashRewardTask().train_examples()[: args.prompts]]
+    sampling = SamplingConfig(min(args.max_new_tokens, 64), 1.0, 1.0, 0, 0)
+    backend: VLLMBackend = make_backend(
+        "vllm", None, tokenizer, model_path=str(model_dir), dtype="bfloat16", gpu_memory_utilization=0.3
+    )
+    out: dict = {"sleep_mode": backend.sleep_mode}
+    seeds = list(range(len(prompts)))
+    first = backend.generate(prompts, args.group_size, sampling, seeds=seeds)
+    free_awake = torch.cuda.mem_get_info()[0]
+    begun = time.perf_counter()
+    backend.sleep()
+    out["sleep_s"] = time.perf_counter() - begun
+    out["freed_gib"] = (torch.cuda.mem_get_info()[0] - free_awake) / 2**30
+    begun = time.perf_counter()
+    again = backend.generate(prompts, args.group_size, sampling, seeds=seeds)  # wakes the engine first
+    out["wake_and_rollout_s"] = time.perf_counter() - begun
+    pairs = [(a.token_ids, b.token_ids) for x, y in zip(first, again) for a, b in zip(x.completions, y.completions)]
+    out["same_tokens_after_wake"] = sum(a == b for a, b in pairs) / len(pairs)
+    backend.close()
+    return out
+
+
+def _synchronize() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def summarise(rows: list[dict], warmup: int, flops_param: int, peak: float | None) -> dict:
     timed = rows[warmup:] or rows  # the first step pays for kernel selection and allocator growth
     median = lambda key: statistics.median(r[key] for r in timed)  # noqa: E731
@@ -231,7 +316,16 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=16)
     parser.add_argument("--group-size", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=256)
-    parser.add_argument("--grad-accumulation", type=int, default=4, help="micro-batches per mini-batch")
+    parser.add_argument("--grad-accumulation", type=int, default=1, help="at least this many micro-batches")
+    parser.add_argument(
+        "--micro-batch-tokens", type=int, default=None, help="optim.micro_batch_tokens (unset: the device default)"
+    )
+    parser.add_argument("--decode", choices=["auto", "eager", "static", "compiled"], default="auto")
+    parser.add_argument(
+        "--decode-modes",
+        default=None,
+        help="hf decode modes timed side by side (default: eager,static,compiled on a GPU, eager,static on a CPU)",
+    )
     parser.add_argument("--gradient-checkpointing", action="store_true")
     parser.add_argument(
         "--shared-prompt-pass",
@@ -259,6 +353,9 @@ def main() -> None:
     import transformers
     from bench_env import environment  # benchmarks/bench_env.py (this script's folder is on sys.path)
 
+    from ladkit.rollout.hf import default_decode
+    from ladkit.training.config import OptimConfig
+    from ladkit.training.optimise import micro_batch_size
     from ladkit.training.setup import resolve_shared_prompt_pass
 
     started = time.perf_counter()
@@ -272,6 +369,14 @@ def main() -> None:
         "peft": peft.__version__,
         "size": args.size,
         "shared_prompt_pass": sharing,
+        "decode": default_decode(device) if args.decode == "auto" else args.decode,
+        # rows per micro-batch of a mini-batch (half the step's rows) at the longest width (64-token prompts)
+        "micro_batch_rows": micro_batch_size(
+            OptimConfig(grad_accumulation=args.grad_accumulation, micro_batch_tokens=args.micro_batch_tokens),
+            device,
+            args.prompts * args.group_size // 2,
+            64 + args.max_new_tokens,
+        ),
         "prompts": args.prompts,
         "group_size": args.group_size,
         "max_new_tokens": args.max_new_tokens,
@@ -313,6 +418,16 @@ def main() -> None:
                 flush=True,
             )
             _free(device)
+        modes = (args.decode_modes or ("eager,static,compiled" if device.type == "cuda" else "eager,static")).split(",")
+        result["decode_modes"] = compare_decode(model_dir, args, modes)
+        print(_decode_line(result["decode_modes"]), flush=True)
+        _write(args.out, result)
+        _free(device)
+        if device.type == "cuda" and importlib.util.find_spec("vllm") is not None:
+            result["vllm_sleep"] = vllm_sleep_check(model_dir, args)
+            print(f"vllm sleep mode: {json.dumps(result['vllm_sleep'])}", flush=True)
+            _write(args.out, result)
+            _free(device)
     objectives = result["objectives"]
     if "lad" in objectives and "grpo" in objectives:
         result["lad_over_grpo_step"] = objectives["lad"]["step_time_s"] / objectives["grpo"]["step_time_s"]
@@ -332,6 +447,15 @@ def _free(device: torch.device) -> None:
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
+
+
+def _decode_line(record: dict) -> str:
+    parts = [
+        f"{mode} {m['rollout_s']:.2f} s (first call {m['first_call_s']:.1f} s, "
+        f"same tokens {next(v for k, v in m.items() if k.startswith('same_tokens')):.0%})"
+        for mode, m in record["modes"].items()
+    ]
+    return f"hf decode, {record['max_new_tokens']} new tokens: " + ", ".join(parts)
 
 
 def _line(objective: str, s: dict) -> str:

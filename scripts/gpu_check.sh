@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # GPU check (benchmarks issue, point 6): a few bf16 LoRA steps of LAD and GRPO with ladkit's own trainer on a
-# random-init ~0.5B model built from a config; prints tokens/s, step time, peak GPU memory and MFU.
+# random-init ~0.5B model built from a config; prints tokens/s, step time, peak GPU memory and MFU (update
+# micro-batches sized by the GPU token budget, compiled static-cache decoding), then times eager / static /
+# compiled decoding side by side (same tokens?), and, where vLLM is installed, its sleep mode (memory freed,
+# same tokens after waking). Writes the record to --out DIR/gpu_check.json.
 #
 # For a machine with one H100/H200, no network, torch preinstalled and no vLLM: it needs only this repo and
 # the image's torch, transformers and peft (nothing is installed or downloaded). About 5 minutes on an H100

@@ -29,6 +29,11 @@ def test_gpu_check_smoke_runs_on_the_cpu(tmp_path):
         assert 16 < result["tokens_per_step"] <= 16 * (8 + 64)
         # bf16 weights: the trainer's fp32 log-softmax of bf16 logits against the sampler's (same kernels on a CPU).
         assert math.isfinite(result["logprob_diff_max"]) and result["logprob_diff_max"] < 0.05
+    decode = record["decode_modes"]["modes"]  # on a CPU: eager and the static cache (compiling takes minutes)
+    assert set(decode) == {"eager", "static"} and record["decode"] == "eager"
+    assert decode["static"]["same_tokens_as_eager"] == 1.0 and decode["static"]["rollout_s"] > 0
+    assert record["micro_batch_rows"] == 8  # no token budget on a CPU: half of the 4 x 4 rows, one micro-batch
+    assert "vllm_sleep" not in record  # a GPU-only part
     samplers = record["samplers"]
     assert samplers["batched_rollout_s"] > 0 and samplers["per_row_rollout_s"] > 0
     assert "MFU" in done.stdout and "batched sampler" in done.stdout
