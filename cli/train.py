@@ -99,7 +99,10 @@ def _interrupted_line(signal_name: str, run_dir: Path) -> str:
     from ladkit.training.checkpoint import latest
 
     if latest(run_dir) is None:
-        return f"training stopped by {signal_name} before its first checkpoint; start the run again"
+        return (
+            f"training stopped by {signal_name} before its first checkpoint; ladkit train --resume {run_dir} "
+            "starts it again from step 0"
+        )
     return f"training stopped by {signal_name}; resume it with: ladkit train --resume {run_dir}"
 
 

@@ -97,10 +97,27 @@ def _run_target(path: Path, task: str | None, step: int | None, out) -> Target:
         folder = checkpoint.checkpoint_dir(path, step)
         if not (folder / "state.json").is_file():
             raise LadkitError(f"run {path} has no checkpoint for step {step}; see {path / 'checkpoints'}")
+    checkpoint.weight_files(folder)  # truncated or foreign weights: said now, before the model loads
     return Target(config, folder, step, Path(out) if out is not None else path)
 
 
+def _check_adapter(path: Path) -> None:
+    """adapter_config.json parses as a peft config and the weights file is readable (before the model loads)."""
+    from peft import PeftConfig
+    from safetensors import safe_open
+
+    try:
+        PeftConfig.from_pretrained(str(path))
+        for file in path.glob("*.safetensors"):
+            with safe_open(str(file), framework="pt") as handle:
+                list(handle.keys())
+    except Exception as err:  # JSON, Unicode, missing or wrong-typed fields, SafetensorError: peft raises many
+        detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise LadkitError(f"{path} is not a usable peft adapter ({detail}); give a folder peft wrote") from None
+
+
 def _adapter_target(path: Path, task: str | None, model: str | None, out) -> Target:
+    _check_adapter(path)
     # the base model alone: peft rebuilds the adapter's own modules and rank from adapter_config.json
     config = build(
         TrainConfig,
@@ -121,7 +138,12 @@ def load_target(target: Target):
     else:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, target.weights)
+        try:
+            model = PeftModel.from_pretrained(model, target.weights)
+        except (RuntimeError, ValueError, KeyError, OSError) as err:  # another base model, rank or module names
+            detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            problem = f"adapter {target.weights} does not fit the base model ({detail})"
+            raise LadkitError(f"{problem}; pass the model it was trained on as --model") from None
     return model.eval(), tokenizer
 
 

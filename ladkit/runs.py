@@ -17,6 +17,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -83,7 +84,7 @@ def unique_path(path: str | Path) -> Path:
 class RunWriter:
     """Creates a run folder and appends to it. Refuses to overwrite a folder that already holds a run."""
 
-    def __init__(self, path: str | Path, config: dict[str, Any], command: str, durable: bool = False):
+    def __init__(self, path: str | Path, config: dict[str, Any], command: str, durable: bool = False, resumed=0):
         self.path = Path(path)
         self.durable = durable  # fsync every row: a later checkpoint never outlives its rows after a power loss
         if (self.path / "meta.json").exists():
@@ -104,6 +105,7 @@ class RunWriter:
             "platform": platform.platform(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             **_library_versions(),
+            **({"resumed": resumed} if resumed else {}),  # a run restarted in place (clear_run) counts its resumes
         }
         write_atomic(self.path / "config.yaml", yaml.safe_dump(to_jsonable(config, finite=False), sort_keys=False))
         self._write_meta()
@@ -115,10 +117,7 @@ class RunWriter:
         rewrite metrics.jsonl atomically and append from there."""
         self = cls.__new__(cls)
         self.path, self.durable = Path(path), durable
-        meta_path = self.path / "meta.json"
-        if not meta_path.is_file():
-            raise LadkitError(f"{self.path} is not a ladkit run (no meta.json); give a run folder")
-        self.meta = json.loads(meta_path.read_text())
+        self.meta = read_meta(self.path)
         rows = [row for row in read_rows(self.path / "metrics.jsonl") if keep(row)]
         write_atomic(self.path / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
         self.meta.update(status="running", resumed=self.meta.get("resumed", 0) + 1, argv=sys.argv)
@@ -147,6 +146,35 @@ class RunWriter:
         self._write_meta()
 
 
+def read_meta(run_dir: str | Path) -> dict[str, Any]:
+    """A run's meta.json as a mapping; missing, unreadable or not a mapping is a one-line error."""
+    path = Path(run_dir) / "meta.json"
+    if not path.is_file():
+        raise LadkitError(f"{run_dir} is not a ladkit run (no meta.json); give a run folder")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as err:  # not JSON, not UTF-8, nested past the limit
+        raise LadkitError(f"{path} is unreadable ({type(err).__name__}); restore it or start a new run") from None
+    if not isinstance(meta, dict):
+        raise LadkitError(f"{path} holds a {type(meta).__name__}, not a mapping; restore it or start a new run")
+    return meta
+
+
+def clear_run(run_dir: str | Path) -> int:
+    """Remove what a run wrote before its first checkpoint (meta.json, summary.json, its *.jsonl rows, samples/,
+    tensorboard/, torn checkpoint folders), so it starts again in the same folder; config.yaml stays. Returns
+    how often the run has been resumed, this time included."""
+    run_dir = Path(run_dir)
+    resumed = int(read_meta(run_dir).get("resumed", 0) or 0) + 1
+    for path in [run_dir / "meta.json", run_dir / "summary.json", *run_dir.glob("*.jsonl")]:
+        path.unlink(missing_ok=True)
+    for folder in (run_dir / "checkpoints").glob(".step_*.tmp"):
+        shutil.rmtree(folder, ignore_errors=True)
+    for folder in ("tensorboard", "samples"):
+        shutil.rmtree(run_dir / folder, ignore_errors=True)
+    return resumed
+
+
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
     """Rows of a metrics.jsonl; a line that is not a complete JSON object (a torn write) is skipped."""
     path = Path(path)
@@ -156,7 +184,7 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             row = json.loads(line)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # a torn write, a >4300-digit integer, nesting past the limit
             continue
         if isinstance(row, dict):
             rows.append(row)

@@ -186,6 +186,7 @@ def _dataset(preset: str | None) -> Callable[[TaskConfig], Task]:
             config.eval_size,
             _scorer(config),
             data.max_skipped_fraction,
+            data.max_prompt_tokens,
         )
 
     return build

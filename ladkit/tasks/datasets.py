@@ -1,11 +1,13 @@
 """Maths data sets as tasks: Hugging Face hub ids or local JSONL / JSON / parquet / CSV files.
 
-Owns reading rows, mapping fields to examples (dotted paths such as `reward_model.ground_truth`), the named
-presets, and the train / eval split. Rewards default to math-verify (`mathverify.py`).
+Owns mapping fields to examples (dotted paths such as `reward_model.ground_truth`), the named presets, and the
+train / eval split; reading the rows is `files.py`. Rewards default to math-verify (`mathverify.py`).
 
 - A field absent from the data is a one-line LadkitError listing the fields there are. Rows whose prompt or
   answer is missing or empty are skipped and counted (`task.stats`, `task.skipped_rows`); repeated prompts are
   kept once, and no training prompt is also an eval prompt.
+- A row whose prompt or answer is longer than `max_prompt_tokens` x CHARS_PER_TOKEN characters is skipped and
+  counted (`too_long`, part of `skipped`) before any tokeniser sees it: one huge row cannot take the memory.
 - A prompt that is a list of chat messages is kept as messages. A plain-text prompt is, in the `chat` style,
   one user message with an instruction to answer in \\boxed{}; in the `compact` style it is the raw text.
 - Gold answers holding "#### x" (GSM8K) or \\boxed{x} are reduced to x.
@@ -16,7 +18,6 @@ presets, and the train / eval split. Rewards default to math-verify (`mathverify
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import random
@@ -27,11 +28,14 @@ from typing import Any
 
 from ladkit.errors import LadkitError
 from ladkit.tasks.base import Example, Message, RewardResult
+from ladkit.tasks.files import read_rows
 from ladkit.tasks.mathverify import MathVerifyScorer, extract_answer
 
 BOXED_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
-LOCAL_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 _MISSING = object()
+CHARS_PER_TOKEN = 16
+"""No tokeniser ladkit runs averages more characters per token over a text (English BPE: ~4), so a text of more
+than max_prompt_tokens x 16 characters is over max_prompt_tokens tokens, and can be refused unread."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,10 @@ class DatasetConfig:
     max_skipped_fraction: float = 0.5
     """The run refuses to start when more than this share of a split's rows cannot be used (no prompt or answer
     where the field mapping points, or no usable tests); unusable rows below it are skipped and counted."""
+    max_prompt_tokens: int = 4096
+    """Rows whose prompt (or gold answer) is over this many tokens, judged before tokenising by a bound of
+    CHARS_PER_TOKEN = 16 characters per token, are skipped and counted (task.stats too_long); a prompt must also
+    fit the model's context, which is checked in tokens before the run starts."""
 
     def __post_init__(self) -> None:
         for key in ("path", "config_name", "split", "prompt_field", "answer_field"):
@@ -86,96 +94,10 @@ class DatasetConfig:
             raise LadkitError(f"task.dataset.eval_split as a fraction must be in (0, 1), got {self.eval_split}")
         if self.preset is not None and self.preset not in PRESETS:
             raise LadkitError(f"task.dataset.preset {self.preset!r} is unknown; valid presets: {', '.join(PRESETS)}")
+        if self.max_prompt_tokens < 1:
+            raise LadkitError(f"task.dataset.max_prompt_tokens must be >= 1, got {self.max_prompt_tokens}")
         if not 0 <= self.max_skipped_fraction <= 1:
             raise LadkitError(f"task.dataset.max_skipped_fraction must be in [0, 1], got {self.max_skipped_fraction}")
-
-
-# ------------------------------------------------------------------------------------------------ reading
-
-
-def _read_json(path: Path) -> list[dict]:
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = json.loads(text)
-    except ValueError:  # HF's ".json" files are often JSON lines (and the line reader says where JSON is bad)
-        return _read_jsonl(path)
-    if isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), list):
-        data = next(iter(data.values()))  # {"data": [...]}
-    if not isinstance(data, list):
-        raise LadkitError(f"{path}: expected a JSON list of records or JSON lines")
-    return data
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            try:
-                rows.extend([json.loads(line)] if line.strip() else [])
-            except ValueError as error:  # JSONDecodeError, or an integer of more than 4300 digits
-                detail = getattr(error, "msg", error)
-                raise LadkitError(f"{path}:{number}: not valid JSON ({detail}); fix or remove the line") from None
-    return rows
-
-
-def _read_parquet(path: Path) -> list[dict]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        return pq.read_table(path).to_pylist()
-    except (pa.ArrowException, OSError) as error:  # not a parquet file, truncated, or an unreadable column type
-        detail = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise LadkitError(f"{path}: not a readable parquet file ({detail}); check or convert the file") from None
-
-
-def _read_csv(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        try:
-            return list(csv.DictReader(handle))
-        except csv.Error as error:  # a field over csv's size limit (131072 characters)
-            raise LadkitError(f"{path}: not a readable CSV file ({error}); check the file") from None
-
-
-def _read_local(path: Path) -> list[dict]:
-    """Rows of a local file, read directly (no `datasets` cache). Unreadable (binary, junk parquet, ...): one line."""
-    readers = {".jsonl": _read_jsonl, ".json": _read_json, ".parquet": _read_parquet}
-    try:
-        return readers.get(path.suffix, _read_csv)(path)
-    except UnicodeDecodeError as error:
-        raise LadkitError(f"{path}: byte {error.start} is not UTF-8 (binary?); save it as UTF-8 text") from None
-    except RecursionError:
-        raise LadkitError(f"{path}: a record is nested too deeply to read; flatten the data") from None
-    except OSError as error:  # no permission, an I/O error
-        raise LadkitError(f"{path}: cannot be read ({error.strerror or error}); check the file") from None
-
-
-def _read_hub(source: str, config: str | None, split: str, fields: Sequence[str]) -> list[dict]:
-    """Rows of a hub data set (or a local data-set folder), only the top-level columns `fields` need."""
-    import datasets
-
-    try:
-        data = datasets.load_dataset(source, config, split=split)
-    except Exception as error:  # not found, no network, unknown config or split: one line for the user
-        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        where = f"{source!r} (config {config!r}, split {split!r})"
-        raise LadkitError(f"could not load data set {where}: {detail}") from None
-    columns = list(data.column_names)
-    wanted = [c for c in dict.fromkeys(f.split(".")[0] for f in fields) if c in columns]
-    if len(wanted) < len({f.split(".")[0] for f in fields}):
-        return [dict.fromkeys(columns)]  # one schema-only row: the field check below names the columns
-    # One Arrow conversion of the needed columns: ~20x faster than iterating rows (DAPO-Math-17k: 1.8M rows).
-    return data.select_columns(wanted).to_list()
-
-
-def read_rows(source: str, config: str | None, split: str, fields: Sequence[str]) -> list[dict]:
-    """Rows from a local file (split ignored: a file is one split) or `datasets.load_dataset`."""
-    path = Path(source).expanduser()
-    if path.is_file():
-        if path.suffix not in LOCAL_SUFFIXES:
-            raise LadkitError(f"{path}: unsupported file type; use one of {', '.join(LOCAL_SUFFIXES)}")
-        return _read_local(path)
-    return _read_hub(source, config, split, fields)
 
 
 # -------------------------------------------------------------------------------------------- field mapping
@@ -240,6 +162,15 @@ class _Split:
     stats: dict[str, int]
 
 
+def _length(value: Any) -> int:
+    """Characters of a field's text (a chat prompt: all its messages' contents); 0 for anything else."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, list):
+        return sum(len(str(m.get("content", ""))) if isinstance(m, dict) else 0 for m in value)
+    return 0
+
+
 def _prompt_key(prompt: str | list[Message]) -> str:
     return prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True)
 
@@ -262,6 +193,7 @@ class DatasetTask:
         eval_size: int | None = 200,
         scorer: MathVerifyScorer | None = None,
         max_skipped_fraction: float = 0.5,
+        max_prompt_tokens: int = 4096,
     ):
         if preset is not None and preset not in PRESETS:
             raise LadkitError(f"unknown data set preset {preset!r}; valid presets: {', '.join(PRESETS)}")
@@ -284,6 +216,7 @@ class DatasetTask:
         self.train_size, self.eval_size = train_size, eval_size
         self.scorer = scorer or MathVerifyScorer()
         self.max_skipped_fraction = max_skipped_fraction
+        self.max_chars = max_prompt_tokens * CHARS_PER_TOKEN
         self.stats: dict[str, dict[str, int]] = {}
         self._splits: tuple[list[Example], list[Example]] | None = None
 
@@ -293,12 +226,14 @@ class DatasetTask:
         check_field(rows, self.prompt_field, "prompt_field", source)
         check_field(rows, self.answer_field, "answer_field", source)
         examples, seen = [], set()
-        stats = {"rows": len(rows), "skipped": 0, "duplicates": 0}
+        stats = {"rows": len(rows), "skipped": 0, "too_long": 0, "duplicates": 0}
         for index, row in enumerate(rows):
-            prompt = as_prompt(resolve(row, self.prompt_field))
-            answer = as_answer(resolve(row, self.answer_field))
+            prompt, answer = resolve(row, self.prompt_field), resolve(row, self.answer_field)
+            too_long = _length(prompt) > self.max_chars or _length(answer) > self.max_chars
+            prompt, answer = (None, None) if too_long else (as_prompt(prompt), as_answer(answer))
             if prompt is None or answer is None:
                 stats["skipped"] += 1
+                stats["too_long"] += too_long
                 continue
             key = _prompt_key(prompt)
             if key in seen:

@@ -161,6 +161,9 @@ class TrainConfig:
     """Completions per held-out prompt at evaluation."""
     checkpoint_every: int = 50
     """Save adapter + trainer state every this many steps (0: only at the end)."""
+    checkpoint_every_s: float = 600.0
+    """Also save when this many seconds of wall time have passed since the last save (0: off), so a kill loses
+    at most about this much work whatever the step count; a kill before the first save restarts the run."""
     keep_checkpoints: int = 2
     """How many checkpoints to keep (the newest)."""
     samples_every: int = 1
@@ -174,6 +177,9 @@ class TrainConfig:
     """Seeds data order, sampling, dropout and initialisation."""
     tensorboard: bool = False
     """Also log metrics to TensorBoard (run_dir/tensorboard)."""
+    max_failed_reward_steps: int = 3
+    """Stop the run (status failed) after this many consecutive steps in which the reward failed on every
+    sample (raised, timed out or crashed: no learning signal at all, not wrong answers; 0: never stop)."""
     max_skipped_steps: int = 10
     """Stop the run (status failed) after this many consecutive optimiser steps skipped for a non-finite loss
     or gradient (0: never stop). The count starts again at 0 on resume."""
@@ -205,7 +211,10 @@ class TrainConfig:
                 raise LadkitError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.tracked_every < 1:
             raise LadkitError(f"tracked_every must be >= 1, got {self.tracked_every}")
-        for name in ("eval_every", "checkpoint_every", "samples_every", "tracked_prompts", "max_skipped_steps"):
+        if not 0 <= self.checkpoint_every_s < math.inf:
+            raise LadkitError(f"checkpoint_every_s must be a finite number >= 0, got {self.checkpoint_every_s}")
+        counts = ("eval_every", "checkpoint_every", "samples_every", "tracked_prompts", "max_skipped_steps")
+        for name in (*counts, "max_failed_reward_steps"):
             if getattr(self, name) < 0:
                 raise LadkitError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.prompts_per_step % self.mini_batches:

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from ladkit.errors import LadkitError
 from ladkit.runs import read_rows, to_jsonable, write_atomic
 from ladkit.scoring import generate, policy_tokens, sample_and_score
 from ladkit.training import checkpoint, collect, distributed
@@ -76,6 +77,8 @@ def _train(ctx: TrainContext, guard: InterruptGuard, callbacks) -> dict[str, Any
     tensorboard = _tensorboard(ctx) if config.tensorboard and ctx.info.is_main else None
     status, last = "completed", config.steps - 1
     skip_guard = SkipGuard(config.max_skipped_steps)  # consecutive non-finite optimiser steps stop the run
+    saving = checkpoint.Schedule(config.checkpoint_every, config.checkpoint_every_s, ctx.info.world_size)
+    failed_rewards = 0  # consecutive steps in which every sample's reward failed
     try:
         for step in range(ctx.start_step, config.steps):
             due = config.eval_every and step % config.eval_every == 0
@@ -86,7 +89,8 @@ def _train(ctx: TrainContext, guard: InterruptGuard, callbacks) -> dict[str, Any
                     _log(ctx, tensorboard, row, callbacks)
             except StopTraining:
                 status, last = "stopped", step
-            if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 or step == last:
+            failed_rewards = _check_rewards(ctx, row, failed_rewards)
+            if saving.due(step, last):
                 _save_checkpoint(ctx, step, guard)
             if status == "stopped":
                 break
@@ -102,6 +106,20 @@ def _train(ctx: TrainContext, guard: InterruptGuard, callbacks) -> dict[str, Any
     summary = _finish(ctx, guard, final, status) if ctx.info.is_main else None
     _close(ctx, tensorboard)
     return summary
+
+
+def _check_rewards(ctx: TrainContext, row: dict[str, Any], failed_steps: int) -> int:
+    """Consecutive steps whose every reward failed (raised or timed out: no learning signal at all), and a
+    one-line stop past config.max_failed_reward_steps. The row is averaged over processes, so all agree."""
+    config = ctx.config
+    samples = config.prompts_per_step // ctx.info.world_size * config.group_size
+    failed_steps = failed_steps + 1 if row.get("reward/failed", 0) >= samples else 0
+    if config.max_failed_reward_steps and failed_steps >= config.max_failed_reward_steps:
+        raise LadkitError(
+            f"training stopped: every reward failed in {failed_steps} consecutive steps (see samples/ for the "
+            "errors); fix the reward function or the data, or raise max_failed_reward_steps"
+        )
+    return failed_steps
 
 
 def _save_checkpoint(ctx: TrainContext, step: int, guard: InterruptGuard) -> None:

@@ -17,7 +17,7 @@ from ladkit.models.loading import load_policy, reference_policy, render_prompt, 
 from ladkit.objectives import OBJECTIVES, Needs
 from ladkit.rollout import make_backend
 from ladkit.rollout.base import RolloutBackend
-from ladkit.runs import RunWriter
+from ladkit.runs import RunWriter, clear_run
 from ladkit.tasks import make_task
 from ladkit.tasks.base import Example, Task
 from ladkit.training import checkpoint, distributed
@@ -84,23 +84,24 @@ def schedule(config: TrainConfig) -> Callable[[int], float]:
 
 def build(config: TrainConfig, run_dir: Path, resume: bool = False) -> TrainContext:
     """Set up a fresh run in `run_dir`, or continue the one there when `resume`."""
-    if resume and checkpoint.latest(run_dir) is None:  # before minutes of model loading, not after
-        raise LadkitError(f"run {run_dir} has no complete checkpoint to resume from; start a new run")
+    needs = OBJECTIVES.get(config.objective).needs_for(config.objective_config)
+    # Before minutes of model loading, not after: the run folder, its checkpoint, and the data set.
+    restart = resume and checkpoint.resume_point(run_dir, config.steps, needs.heads) is None
+    torch.manual_seed(config.seed)  # LoRA initialisation, log Z head (and any task generator drawing from torch)
+    task = make_task(config.task)
+    task.train_examples(), task.eval_examples()  # a data set is read and checked here, before the model loads
     info = _join_processes(config)
     device = distributed.device_for(info)
     if device.type == "cpu":
         from ladkit.models.device import set_threads
 
         set_threads(config.threads)  # on purpose: torch's default takes every core, oversubscribing a shared machine
-    torch.manual_seed(config.seed)  # LoRA initialisation, log Z head
-    task = make_task(config.task)
     model, tokenizer = load_policy(config.model, device.type)
     model.to(device)
     model.train()  # load_policy returns eval mode; generation and pi_old recomputation switch to eval themselves
     from ladkit.models.inputs import check_inputs
 
     prompts = check_inputs(config, task, tokenizer, model)  # chat template, context length: before anything is written
-    needs = OBJECTIVES.get(config.objective).needs_for(config.objective_config)
     if needs.reference:
         require_reference(config.model)
     heads = {name: HEADS[name](model.config.hidden_size).to(device) for name in needs.heads}
@@ -115,10 +116,12 @@ def build(config: TrainConfig, run_dir: Path, resume: bool = False) -> TrainCont
         shared_prompt_pass=resolve_shared_prompt_pass(config.shared_prompt_pass, device),
     )  # fmt: skip
     ctx.prompt_cache.update(prompts)
-    if resume:
+    if resume and not restart:
         _resume(ctx)
     elif info.is_main:
-        ctx.writer = RunWriter(run_dir, to_dict(config), command="train", durable=True)
+        # killed before its first checkpoint: start again in place (same seed, so the same run)
+        resumed = clear_run(run_dir) if restart else 0
+        ctx.writer = RunWriter(run_dir, to_dict(config), command="train", durable=True, resumed=resumed)
     return ctx
 
 

@@ -227,23 +227,17 @@ def test_resume_at_an_epoch_boundary_trains_the_next_epoch(reference, tmp_path):
     assert_same_run(run, reference)
 
 
-def test_kill_before_the_first_checkpoint_asks_for_a_new_run(tmp_path):
+def test_kill_before_the_first_checkpoint_restarts_in_place(reference, tmp_path):
+    """Killed during step 0 (rows may be written, no checkpoint yet): --resume starts the run again in the same
+    folder from step 0, and with the same seed it ends equal to the uninterrupted run."""
     run = tmp_path / "run"
     proc = start(run)
     assert wait_for(lambda: (run / "metrics.jsonl").exists(), proc)  # the run folder exists, step 0 runs
     kill(proc)
-    assert not (run / "checkpoints").exists()
-    out = subprocess.run([*CLI, "--resume", str(run)], env=ENV, capture_output=True, text=True, timeout=TIMEOUT)
-    assert out.returncode == 2 and "Traceback" not in out.stderr
-    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: run {run} has no complete checkpoint to resume from; start a new run"]
-    assert json.loads((run / "meta.json").read_text())["status"] == "running"  # the failed resume left it as is
-    # a fresh start is the way on, in a new folder: the killed run's folder is never overwritten
-    from ladkit.errors import LadkitError
-    from ladkit.runs import RunWriter
-
-    with pytest.raises(LadkitError, match="already holds a run; choose another --run-dir"):
-        RunWriter(run, {}, command="train")
+    assert not (run / "checkpoints" / "step_000000").exists()
+    finish(resume(run), run)
+    assert json.loads((run / "meta.json").read_text())["status"] == "completed"
+    assert_same_run(run, reference)
 
 
 def test_resume_repairs_torn_leftovers(reference, tmp_path):

@@ -1,0 +1,73 @@
+"""One bad row cannot take the process's memory (issue 20.4): a prompt or gold answer over
+task.dataset.max_prompt_tokens x CHARS_PER_TOKEN characters is skipped and counted before any tokeniser sees it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from ladkit.config import build
+from ladkit.errors import LadkitError
+from ladkit.tasks.datasets import CHARS_PER_TOKEN, DatasetTask
+from ladkit.training.config import TrainConfig
+
+
+def _write(path, rows):
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def test_a_prompt_or_answer_over_the_bound_is_skipped_and_counted(tmp_path):
+    bound = 8 * CHARS_PER_TOKEN  # max_prompt_tokens = 8: 128 characters
+    rows = [{"prompt": f"What is {i}+1?", "answer": str(i + 1)} for i in range(6)]
+    rows += [
+        {"prompt": "x" * (bound + 1), "answer": "1"},  # one character over
+        {"prompt": "y" * bound, "answer": "2"},  # exactly at the bound: kept
+        {"prompt": "short", "answer": "9" * (bound + 1)},  # a huge gold answer
+        {"prompt": [{"role": "user", "content": "z" * 100}, {"role": "user", "content": "z" * 29}], "answer": "3"},
+    ]
+    task = DatasetTask(str(_write(tmp_path / "d.jsonl", rows)), eval_size=0, scorer=object(), max_prompt_tokens=8)
+    prompts = [e.prompt[0]["content"].split("\n")[0] for e in task.train_examples()]
+    assert len(prompts) == 7 and "y" * bound in prompts  # 6 short rows and the one at the bound
+    # three rows over 128 characters: 129 x, a 129-digit answer, and chat messages of 100 + 29 characters
+    assert task.stats["train"] == {"rows": 10, "skipped": 3, "too_long": 3, "duplicates": 0}
+
+
+def test_max_prompt_tokens_is_a_documented_config_field():
+    assert build(TrainConfig, {"task": {"dataset": {"max_prompt_tokens": 100}}}).task.dataset.max_prompt_tokens == 100
+    with pytest.raises(LadkitError, match=r"^task\.dataset\.max_prompt_tokens must be >= 1, got 0$"):
+        build(TrainConfig, {"task": {"dataset": {"max_prompt_tokens": 0}}})
+
+
+PEAK = textwrap.dedent(
+    """
+    import json, resource, sys
+    from ladkit.tasks.datasets import DatasetTask
+    task = DatasetTask(sys.argv[1], eval_size=0, scorer=object())
+    examples = task.train_examples()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"examples": len(examples), "too_long": task.stats["train"]["too_long"], "peak_mb": peak_mb}))
+    """
+)
+
+
+def _peak(path) -> dict:
+    out = subprocess.run([sys.executable, "-c", PEAK, str(path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_one_twenty_million_character_row_costs_only_its_own_bytes(tmp_path):
+    """The row is read (20 MB of text, held a few times over by json and the line reader) and dropped; it never
+    reaches a tokeniser, whose buffers for 20M characters took a process to 22 GB in the issue."""
+    rows = [{"prompt": f"What is {i}+1?", "answer": str(i + 1)} for i in range(50)]
+    clean = _peak(_write(tmp_path / "clean.jsonl", rows))
+    bad = _peak(_write(tmp_path / "bad.jsonl", [*rows, {"prompt": "9" * 20_000_000, "answer": "1"}]))
+    assert (clean["examples"], bad["examples"], bad["too_long"]) == (50, 50, 1)
+    # 20M characters are 20 MB as one str; json parsing and the line hold ~3 copies at once: < 150 MB more
+    assert bad["peak_mb"] - clean["peak_mb"] < 150, (clean, bad)
