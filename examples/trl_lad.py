@@ -3,9 +3,10 @@ ladkit run folder that `ladkit compare` reads.
 
     # 2 CPU processes (DDP over gloo), the built-in tiny model: what tests/integration/test_trl_lad.py runs
     accelerate launch --config_file ladkit/integrations/configs/ddp_cpu.yaml examples/trl_lad.py --max-steps 4
-    # GPUs: FSDP or DeepSpeed ZeRO-3, a real model, vLLM colocated
+    # GPUs: FSDP (or deepspeed_zero3.yaml), a real model and data set, vLLM colocated
     accelerate launch --config_file ladkit/integrations/configs/fsdp.yaml examples/trl_lad.py \
-        --model Qwen/Qwen2.5-7B --task-preset gsm8k --bf16 --use-vllm --vllm-mode colocate ...
+        --model Qwen/Qwen2.5-7B --set task.name=dataset --set task.dataset.preset=dapo_math \
+        --set task.prompt_style=chat --bf16 --use-vllm --vllm-mode colocate --max-steps 500
 
 Every rollout/optimiser setting is read from one ladkit TrainConfig (`--set key=value`, ladkit's names), so a
 `ladkit train` run with the same `--set` does the same work; TRL's own options are mapped from it.
@@ -55,12 +56,14 @@ def reward_function(task):
 def trl_args(config, args, out_dir: str):
     """TRL's GRPOConfig for the ladkit config's geometry: one ladkit step = one generation batch of
     prompts_per_step x group_size, split into mini_batches optimiser steps (steps_per_generation)."""
+    import torch
     from trl import GRPOConfig
 
     mini, world = config.mini_batches, int(os.environ.get("WORLD_SIZE", "1"))  # set by accelerate launch
     per_device = config.prompts_per_step * config.group_size // (mini * world)
     return GRPOConfig(
-        output_dir=out_dir, seed=config.seed, use_cpu=not args.bf16, bf16=args.bf16, gradient_checkpointing=False,
+        output_dir=out_dir, seed=config.seed, use_cpu=not torch.cuda.is_available(), bf16=args.bf16,
+        gradient_checkpointing=False,
         per_device_train_batch_size=per_device, steps_per_generation=mini, gradient_accumulation_steps=1,
         num_iterations=config.epochs, num_generations=config.group_size,
         max_completion_length=config.rollout.max_new_tokens, temperature=config.rollout.temperature,

@@ -89,28 +89,15 @@ class LadkitGRPOTrainer(GRPOTrainer):
     def __init__(self, *args, objective: str = "lad", objective_config: Any = None, **kwargs):
         self.objective_config, self.needs = objective_needs(objective, objective_config)
         self.objective = objective
+        given = kwargs.get("args", args[2] if len(args) > 2 else None)
+        if given is not None:
+            check_trl_options(given, self.needs, objective)  # before TRL loads anything (a vLLM engine)
         super().__init__(*args, **kwargs)
-        self._check_trl_options()
+        check_trl_options(self.args, self.needs, objective)  # TRL's default GRPOConfig when none was given
         self.ladkit_samples: list[dict[str, Any]] = []  # this generation batch's samples, for LadkitRunCallback
         for callback in self.callback_handler.callbacks:
             if isinstance(callback, LadkitRunCallback):
                 callback.attach(self)
-
-    def _check_trl_options(self) -> None:
-        """TRL options that shape the loss and would be ignored here: one-line errors naming the fix."""
-        args, name = self.args, self.objective
-        problems = {
-            "beta": (self.beta != 0.0) != self.needs.reference,
-            "top_entropy_quantile": self.top_entropy_quantile < 1.0,
-            "off_policy_mask_threshold": self.off_policy_mask_threshold is not None,
-            "entropy_coef": bool(getattr(self, "_entropy_bonus_enabled", False)),
-            "delta": getattr(args, "delta", None) is not None,
-            "importance_sampling_level": self.importance_sampling_level != "token",
-            "vllm_importance_sampling_correction": bool(self.use_vllm and self.vllm_importance_sampling_correction),
-        }
-        for option, bad in problems.items():
-            if bad:
-                raise LadkitError(f"GRPOConfig.{option}: {FIXES[option].format(name=name)}")
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         """TRL's generation, plus ladkit's dist-n over each prompt's completions and the samples for the run folder."""
@@ -191,6 +178,22 @@ class LadkitGRPOTrainer(GRPOTrainer):
         for key, value in sorted(metrics.items()):
             value = torch.as_tensor(value, device=entropies.device).detach().float()
             self._metrics[mode][key].append(float(self.accelerator.gather(value).nanmean()))
+
+
+def check_trl_options(args, needs: Needs, name: str) -> None:
+    """TRL options that shape the loss and would be ignored here: one-line errors naming the fix."""
+    problems = {
+        "beta": (args.beta != 0.0) != needs.reference,
+        "top_entropy_quantile": args.top_entropy_quantile < 1.0,
+        "off_policy_mask_threshold": args.off_policy_mask_threshold is not None,
+        "entropy_coef": args.entropy_coef != 0.0 or args.use_adaptive_entropy,
+        "delta": args.delta is not None,
+        "importance_sampling_level": args.importance_sampling_level != "token",
+        "vllm_importance_sampling_correction": args.use_vllm and args.vllm_importance_sampling_correction,
+    }
+    for option, bad in problems.items():
+        if bad:
+            raise LadkitError(f"GRPOConfig.{option}: {FIXES[option].format(name=name)}")
 
 
 def group_diversity(prompts: list[str], texts: list[str], tokenize) -> dict[str, float]:
