@@ -40,11 +40,20 @@ def train(
     if resume is not None:
         return _resume(resume, live)
     flags = {
-        "model.name_or_path": model, "model.lora": lora, "objective": objective, "lad.divergence": divergence,
-        "task.name": task and task.replace("-", "_"), "task.dataset.path": dataset, "rollout.backend": backend,
-        "steps": steps, "group_size": group_size, "prompts_per_step": prompts_per_step, "seed": seed,
-        "tensorboard": tensorboard, "threads": threads,
-    }  # fmt: skip
+        "model.name_or_path": model,
+        "model.lora": lora,
+        "objective": objective,
+        "lad.divergence": divergence,
+        "task.name": task and task.replace("-", "_"),
+        "task.dataset.path": dataset,
+        "rollout.backend": backend,
+        "steps": steps,
+        "group_size": group_size,
+        "prompts_per_step": prompts_per_step,
+        "seed": seed,
+        "tensorboard": tensorboard,
+        "threads": threads,
+    }
     if dataset is not None and task is None:
         flags["task.name"] = "dataset"
     notes: list[str] = []  # what resolve decided on its own (the real-lm preset), said once
