@@ -117,7 +117,7 @@ class HFBackend:
         return next(self.model.parameters()).device
 
     def decode_mode(self) -> str:
-        """"eager", "static" or "compiled": as set, else by the model's device (default_decode)."""
+        """ "eager", "static" or "compiled": as set, else by the model's device (default_decode)."""
         return self.decode or default_decode(self._device())
 
     def _sample(self, rows: list[list[int]], row_seeds: list[int] | None, sampling: SamplingConfig) -> list[Completion]:
@@ -133,6 +133,10 @@ class HFBackend:
             attention_mask=attention_mask,
             generation_config=self._generation_config(sampling, mode),
             logits_processor=LogitsProcessorList(processors),
+            # Each process's call stands alone (under FSDP the trainer gathers the weights first), so no
+            # cross-process step sync, which transformers turns on for a sharded model: the main process samples
+            # tracked prompts alone.
+            synced_gpus=False,
             **prompt_cache,
         )
         generated = sequences[:, input_ids.shape[1] :]  # [R, T]

@@ -118,6 +118,22 @@ class OptimConfig:
 
 
 @dataclass
+class DistributedConfig:
+    """How the processes of a torchrun / accelerate launch share the training (ignored in one process)."""
+
+    strategy: str = "ddp"
+    """'ddp': every process holds the whole model and gradients are all-reduced. 'fsdp': torch FSDP2 shards the
+    frozen base, the adapter, gradients and optimiser state across processes (each block, then the root), for
+    models beyond one GPU's memory; weights are gathered for sampling, evaluation and checkpoints
+    (ladkit.training.distributed). Objectives with extra heads (FlowRL's log Z) and rollout.backend=vllm need
+    'ddp'."""
+
+    def __post_init__(self) -> None:
+        if self.strategy not in ("ddp", "fsdp"):
+            raise LadkitError(f"distributed.strategy must be 'ddp' or 'fsdp', got {self.strategy!r}")
+
+
+@dataclass
 class TrainConfig:
     """Everything a training run depends on."""
 
@@ -145,6 +161,8 @@ class TrainConfig:
     """For the grpo estimator: group, batch or none."""
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    """Several processes: ddp (replicas) or fsdp (sharded)."""
     steps: int = 100
     """RL steps (one rollout batch each)."""
     prompts_per_step: int = 16
@@ -200,7 +218,16 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
             raise LadkitError(f"threads must be >= 1 or unset, got {self.threads}")
-        OBJECTIVES.get(self.objective)
+        objective = OBJECTIVES.get(self.objective)
+        if self.distributed.strategy == "fsdp" and objective.needs_for(self.objective_config).heads:
+            raise LadkitError(
+                f"distributed.strategy=fsdp does not shard {self.objective}'s extra heads; use distributed.strategy=ddp"
+            )
+        if self.distributed.strategy == "fsdp" and self.rollout.backend == "vllm":
+            raise LadkitError(
+                "distributed.strategy=fsdp samples with rollout.backend=hf only (vLLM's weight sync of a sharded "
+                "model is not built yet); use distributed.strategy=ddp for vllm"
+            )
         ESTIMATORS.get(self.advantage)
         if self.group_size < 2:
             raise LadkitError(

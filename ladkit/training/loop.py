@@ -125,11 +125,12 @@ def _check_rewards(ctx: TrainContext, row: dict[str, Any], failed_steps: int) ->
 def _save_checkpoint(ctx: TrainContext, step: int, guard: InterruptGuard) -> None:
     """Every process reaches this step's end, then the main one writes the checkpoint (a signal waits for it)."""
     distributed.barrier(ctx.info)
+    model, optimizer = ctx.model, ctx.optimizer
+    if distributed.is_sharded(ctx.model):  # fsdp: every rank takes part in gathering the full state
+        model = optimizer = distributed.FullState(ctx.model, ctx.optimizer).gather()
     if ctx.info.is_main:
         with guard.writing():
-            checkpoint.save(
-                ctx.run_dir, step, ctx.model, ctx.optimizer, ctx.scheduler, ctx.heads, ctx.config.keep_checkpoints
-            )
+            checkpoint.save(ctx.run_dir, step, model, optimizer, ctx.scheduler, ctx.heads, ctx.config.keep_checkpoints)
 
 
 def _finish(ctx: TrainContext, guard: InterruptGuard, final: dict[str, Any], status: str) -> dict[str, Any]:
@@ -169,7 +170,9 @@ def train_step(ctx: TrainContext, step: int, guard: SkipGuard | None = None) -> 
     tracked = track_before(ctx, step)  # after the step's own draws, own seeds, RNG restored: training unchanged
     ctx.backend.sleep()  # an engine's GPU memory goes to the update (vllm sleep mode); the next sampling wakes it
     update_start = time.perf_counter()
+    distributed.reshard(ctx.model)  # fsdp: the update gathers block by block; everything else runs gathered
     stats = update(ctx, batch, old, guard)
+    distributed.unshard(ctx.model)
     _synchronize(ctx.device)
     update_s = recompute_s + time.perf_counter() - update_start  # pi_old recomputation + optimisation, no tracking
     tracked = track_after(ctx, tracked)

@@ -27,6 +27,7 @@ import torch
 
 from ladkit.errors import LadkitError
 from ladkit.objectives import Needs, objective_loss
+from ladkit.training import distributed
 from ladkit.training.batch import RolloutBatch
 from ladkit.training.policy import PolicyForward, policy_forward
 
@@ -174,12 +175,16 @@ def mini_batch_step(ctx: TrainContext, batch: RolloutBatch, rows: torch.Tensor, 
     whose recomputation was skipped, (3) the objective, backpropagated with the micro-batch's share.
     """
     config, needs = ctx.config, ctx.needs
-    micro_batches = rows.split(micro_batch_size(config.optim, ctx.device, len(rows), batch.input_ids.shape[1]))
+    width = distributed.agreed_max(batch.input_ids.shape[1], ctx.train_model)  # fsdp: the same split on every rank
+    micro_batches = rows.split(micro_batch_size(config.optim, ctx.device, len(rows), width))
     mini_tokens = float(batch.response_mask[rows].sum())  # dapo's normaliser: tokens in the mini-batch
     sums: dict[str, float] = {}
     for i, micro_rows in enumerate(micro_batches):
         last = i == len(micro_batches) - 1
         no_sync = getattr(ctx.train_model, "no_sync", None)  # DDP: all-reduce once, after the last micro-batch
+        gradient_sync = getattr(ctx.train_model, "set_requires_gradient_sync", None)  # FSDP2's counterpart
+        if gradient_sync is not None:
+            gradient_sync(last)
         with contextlib.nullcontext() if last or no_sync is None else no_sync():
             forward = train_forward(ctx, batch.rows(micro_rows), fill=bool(old.pending[micro_rows].any()))
             old.fill_pending(micro_rows, forward)
@@ -189,6 +194,8 @@ def mini_batch_step(ctx: TrainContext, batch: RolloutBatch, rows: torch.Tensor, 
         for key, value in metrics.items():
             sums[key] = sums.get(key, 0.0) + float(value) * len(micro_rows) / len(rows)
     grad_norm = torch.nn.utils.clip_grad_norm_(ctx.parameters, config.optim.max_grad_norm or float("inf"))
+    if hasattr(grad_norm, "full_tensor"):  # fsdp: a replicated DTensor (the global norm): its plain value
+        grad_norm = grad_norm.full_tensor()
     if not torch.isfinite(grad_norm) or not all(math.isfinite(v) for v in sums.values()):
         ctx.optimizer.zero_grad(set_to_none=True)  # weights and optimiser state stay as they were
         return None

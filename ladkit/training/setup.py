@@ -99,6 +99,7 @@ def build(config: TrainConfig, run_dir: Path, resume: bool = False) -> TrainCont
     model, tokenizer = load_policy(config.model, device.type)
     model.to(device)
     model.train()  # load_policy returns eval mode; generation and pi_old recomputation switch to eval themselves
+    model = distributed.shard(model, info, config.distributed.strategy)  # fsdp; before the optimiser takes them
     from ladkit.models.inputs import check_inputs
 
     prompts = check_inputs(config, task, tokenizer, model)  # chat template, context length: before anything is written
@@ -110,7 +111,7 @@ def build(config: TrainConfig, run_dir: Path, resume: bool = False) -> TrainCont
     ]
     optimizer, scheduler = _optimiser(config, parameters)
     ctx = TrainContext(
-        config, info, device, needs, model, distributed.wrap(model, info), tokenizer, task,
+        config, info, device, needs, model, distributed.wrap(model, info, config.distributed.strategy), tokenizer, task,
         _make_backend(config, model, tokenizer), optimizer, scheduler, parameters, heads, run_dir,
         reference=reference_policy if needs.reference else None,
         shared_prompt_pass=resolve_shared_prompt_pass(config.shared_prompt_pass, device),
@@ -168,8 +169,11 @@ def _resume(ctx: TrainContext) -> None:
     if found is None:
         raise LadkitError(f"run {ctx.run_dir} has no complete checkpoint to resume from; start a new run")
     step, folder = found
-    checkpoint.load_policy_weights(ctx.model, folder)
-    checkpoint.load_state(folder, ctx.optimizer, ctx.scheduler, ctx.heads)
+    if distributed.is_sharded(ctx.model):  # fsdp: every rank keeps its shard of the gathered checkpoint
+        distributed.load_sharded(ctx.model, ctx.optimizer, folder, ctx.scheduler, ctx.heads)
+    else:
+        checkpoint.load_policy_weights(ctx.model, folder)
+        checkpoint.load_state(folder, ctx.optimizer, ctx.scheduler, ctx.heads)
     ctx.backend.sync_weights(ctx.model)
     ctx.start_step = step + 1
     if ctx.info.is_main:
