@@ -123,6 +123,8 @@ def build(config: TrainConfig, run_dir: Path, resume: bool = False) -> TrainCont
         # killed before its first checkpoint: start again in place (same seed, so the same run)
         resumed = clear_run(run_dir) if restart else 0
         ctx.writer = RunWriter(run_dir, to_dict(config), command="train", durable=True, resumed=resumed)
+    if ctx.writer is not None and getattr(task, "stats", None):  # rows used, skipped (too long), duplicates
+        ctx.writer.meta["data_rows"] = task.stats  # in meta.json from the run's end (finish writes it)
     return ctx
 
 

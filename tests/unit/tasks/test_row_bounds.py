@@ -71,3 +71,19 @@ def test_one_twenty_million_character_row_costs_only_its_own_bytes(tmp_path):
     assert (clean["examples"], bad["examples"], bad["too_long"]) == (50, 50, 1)
     # 20M characters are 20 MB as one str; json parsing and the line hold ~3 copies at once: < 150 MB more
     assert bad["peak_mb"] - clean["peak_mb"] < 150, (clean, bad)
+
+
+def test_a_training_run_records_the_rows_it_skipped_in_meta_json(tmp_path):
+    from ladkit.training.loop import train
+
+    rows = [{"prompt": f"{i}+{i % 7}=", "answer": str(i + i % 7)} for i in range(16)]
+    rows.append({"prompt": "7" * (4096 * CHARS_PER_TOKEN + 1), "answer": "1"})  # over the default bound
+    data = {"path": str(_write(tmp_path / "d.jsonl", rows))}
+    config = build(
+        TrainConfig,
+        {"steps": 1, "prompts_per_step": 2, "group_size": 2, "eval_every": 0, "tracked_prompts": 0,
+         "task": {"name": "dataset", "prompt_style": "compact", "eval_size": 2, "dataset": data}},
+    )  # fmt: skip
+    train(config, tmp_path / "run")
+    meta = json.loads((tmp_path / "run" / "meta.json").read_text())
+    assert meta["data_rows"]["train"] == {"rows": 17, "skipped": 1, "too_long": 1, "duplicates": 0}
