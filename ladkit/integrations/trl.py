@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from ladkit.errors import LadkitError
+from ladkit.integrations import trl_tracking
 from ladkit.metrics import dist_n
 from ladkit.objectives import OBJECTIVES, Needs, objective_loss
 from ladkit.scoring import policy_tokens
@@ -95,9 +96,20 @@ class LadkitGRPOTrainer(GRPOTrainer):
         super().__init__(*args, **kwargs)
         check_trl_options(self.args, self.needs, objective)  # TRL's default GRPOConfig when none was given
         self.ladkit_samples: list[dict[str, Any]] = []  # this generation batch's samples, for LadkitRunCallback
+        self.ladkit_rewards: list[float] = []  # this process's rewards of the generation batch
+        self.ladkit_pending: trl_tracking.PendingGroup | None = None  # the tracked group (trl_tracking.py)
+        self.ladkit_tracking = False  # set by LadkitRunCallback(tracked=True)
         for callback in self.callback_handler.callbacks:
             if isinstance(callback, LadkitRunCallback):
                 callback.attach(self)
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list) -> torch.Tensor:
+        """TRL's rewards (every process's, [N_all, F]); keeps this process's weighted sums for the run folder."""
+        per_function = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        start = self.accelerator.process_index * len(prompts)
+        weights = self.reward_weights.to(per_function.device).unsqueeze(0)  # [1, F]
+        self.ladkit_rewards = (per_function[start : start + len(prompts)] * weights).nansum(dim=1).tolist()  # [B]
+        return per_function
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         """TRL's generation, plus ladkit's dist-n over each prompt's completions and the samples for the run folder."""
@@ -110,10 +122,10 @@ class LadkitGRPOTrainer(GRPOTrainer):
         mode = "train" if self.model.training else "eval"
         for key, value in group_diversity(prompts, texts, policy_tokens(self.processing_class)).items():
             self._metrics[mode][key].append(value)
-        advantages = output["advantages"].tolist()
-        self.ladkit_samples = [
-            {"prompt": p, "completion": t, "advantage": a} for p, t, a in zip(prompts, texts, advantages)
-        ]
+        rows = zip(prompts, texts, self.ladkit_rewards, output["advantages"].tolist())
+        self.ladkit_samples = [{"prompt": p, "completion": t, "reward": r, "advantage": a} for p, t, r, a in rows]
+        if self.ladkit_tracking and mode == "train" and trl_tracking.can_track(self):
+            self.ladkit_pending = trl_tracking.track_before(self, output, prompts, texts, self.ladkit_rewards)
         return output
 
     def _compute_loss(self, model, inputs: dict[str, Any]) -> torch.Tensor:

@@ -6,8 +6,8 @@ generation batch). Set `logging_steps` to the optimiser steps per generation bat
 (steps_per_generation * num_iterations / gradient_accumulation_steps) for one row per ladkit step. Only the main
 process writes. Written by LadkitGRPOTrainer's log: TRL's own keys renamed where the quantity is ladkit's
 (runfolder.TRL_KEYS), the objective's metrics (lad/*, ratio/*, loss/value) and diversity/dist3, dist4 as they are.
-TRL evaluates no pass@k and exposes no post-update policy for the tracked-prompt distributions, so a TRL run folder
-has neither (evaluate its checkpoints with the engine you trust, or train with ladkit for tracked.jsonl).
+tracked.jsonl holds the first training group of each step (trl_tracking.py: TRL samples no held-out prompts).
+TRL evaluates no pass@k, so a TRL run folder has no eval/pass@k (evaluate its checkpoints separately).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from ladkit.integrations.runfolder import TRL_KEYS, rename, section
+from ladkit.integrations.trl_tracking import track_after
 from ladkit.runs import RunWriter, to_jsonable
 
 TRL_SETTINGS = (
@@ -32,13 +33,28 @@ TRL_SETTINGS = (
 class LadkitRunCallback(TrainerCallback):
     """Writes `run_dir` as a ladkit run folder; `config` (e.g. the task section) is merged into config.yaml."""
 
-    def __init__(self, run_dir: str | Path, config: dict[str, Any] | None = None, samples_every: int = 1):
+    def __init__(
+        self, run_dir: str | Path, config: dict[str, Any] | None = None, samples_every: int = 1, tracked: bool = True
+    ):
         self.run_dir, self.extra, self.samples_every = Path(run_dir), dict(config or {}), samples_every
+        self.tracked = tracked  # the first training group's distributions each step (trl_tracking.py)
         self.trainer, self.writer = None, None
 
     def attach(self, trainer) -> None:
-        """Called by LadkitGRPOTrainer: the objective, its config and each batch's samples come from it."""
+        """Called by LadkitGRPOTrainer: the objective, its config, each batch's samples and tracked group."""
         self.trainer = trainer
+        trainer.ladkit_tracking = self.tracked
+
+    def on_step_end(self, args, state, control, **kwargs):
+        """After a generation batch's last optimiser step: its tracked group, with pi_theta after the updates."""
+        pending = getattr(self.trainer, "ladkit_pending", None)
+        if self.writer is None or pending is None or state.global_step % _optimiser_steps_per_batch(args):
+            return
+        step = state.global_step // _optimiser_steps_per_batch(args) - 1
+        record = track_after(self.trainer, pending, step)
+        self.trainer.ladkit_pending = None
+        with open(self.writer.path / "tracked.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(to_jsonable(record)) + "\n")
 
     def on_train_begin(self, args, state, control, **kwargs):
         if state.is_world_process_zero:

@@ -9,6 +9,7 @@ and ignores the FSDP plugin); ladkit/integrations/configs/fsdp.yaml is for GPUs.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -80,7 +81,15 @@ def test_ddp_two_cpu_processes_train_lad_and_write_a_run_folder(ddp_run):
     moved = [row for row in rows if row["reward/zero_variance_frac"] < 1.0]
     assert moved and all(row["optim/grad_norm"] > 0.0 for row in moved)
     samples = [json.loads(line) for line in (run_dir / "samples" / "step_000000.jsonl").read_text().splitlines()]
-    assert len(samples) == 8 and {"prompt", "completion", "advantage"} <= samples[0].keys()  # this rank's half
+    assert len(samples) == 8 and {"prompt", "completion", "reward", "advantage"} <= samples[0].keys()  # rank 0's half
+    tracked = [json.loads(line) for line in (run_dir / "tracked.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in tracked] == list(range(STEPS))  # the first training group of each step
+    for row in tracked:
+        assert len(row["completions"]) == len(row["advantages"]) == len(row["policy_dist"]) == 4  # G
+        # the advantage-induced distribution is softmax(A / eta) with 1/eta = 4, by hand
+        weights = [math.exp(4 * a) for a in row["advantages"]]
+        assert row["advantage_dist"] == pytest.approx([w / sum(weights) for w in weights], abs=1e-9)
+        assert sum(row["policy_dist"]) == pytest.approx(1.0, abs=1e-9)
 
 
 @pytest.mark.slow
