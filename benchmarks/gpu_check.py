@@ -131,7 +131,7 @@ def peak_tflops(device: torch.device, given: float | None) -> tuple[float | None
     return None, name
 
 
-def run_objective(objective: str, model_dir: Path, run_dir: Path, args) -> list[dict]:
+def run_objective(objective: str, model_dir: Path, run_dir: Path, args, strategy: str = "ddp") -> list[dict]:
     """Train `args.steps` steps of one objective with ladkit's trainer; returns its metric rows."""
     from ladkit.training.config import TrainConfig
     from ladkit.training.loop import train
@@ -171,6 +171,7 @@ def run_objective(objective: str, model_dir: Path, run_dir: Path, args) -> list[
             "samples_every": 0,
             "tracked_prompts": 0,
             "seed": 0,
+            "distributed": {"strategy": strategy},
         },
     )
     if torch.cuda.is_available():
@@ -272,6 +273,26 @@ def vllm_sleep_check(model_dir: Path, args) -> dict:
     return out
 
 
+def fsdp_check(model_dir: Path, run_dir: Path, args, processes: int) -> list[dict]:
+    """The first objective trained by `processes` processes under torchrun with distributed.strategy=fsdp (this
+    script again, as --fsdp-worker); returns the main process's metric rows."""
+    import subprocess
+
+    from ladkit.runs import read_rows
+
+    forwarded = ["--size", args.size, "--steps", str(args.steps), "--prompts", str(args.prompts),
+                 "--group-size", str(args.group_size), "--max-new-tokens", str(args.max_new_tokens),
+                 "--decode", args.decode, "--grad-accumulation", str(args.grad_accumulation),
+                 "--objectives", args.objectives.split(",")[0], "--model-dir", str(model_dir)]  # fmt: skip
+    if args.micro_batch_tokens is not None:
+        forwarded += ["--micro-batch-tokens", str(args.micro_batch_tokens)]
+    if args.allow_cpu:
+        forwarded.append("--allow-cpu")
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(processes)]
+    subprocess.run([*launcher, __file__, "--fsdp-worker", str(run_dir), *forwarded], check=True)
+    return [r for r in read_rows(run_dir / "metrics.jsonl") if "perf/step_time_s" in r]
+
+
 def _synchronize() -> None:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
@@ -339,6 +360,15 @@ def main() -> None:
         action="store_false",
         help="skip timing the hf backend's two seeded samplers side by side",
     )
+    parser.add_argument(
+        "--fsdp-processes",
+        type=int,
+        default=None,
+        help="train the first objective with distributed.strategy=fsdp over this many processes (default: every "
+        "GPU when there are 2 or more, else skipped)",
+    )
+    parser.add_argument("--fsdp-worker", type=Path, default=None, help=argparse.SUPPRESS)  # run folder (internal)
+    parser.add_argument("--model-dir", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--peak-tflops", type=float, default=None, help="the card's dense bf16 peak, if unknown")
     parser.add_argument("--allow-cpu", action="store_true", help="smoke-run on a CPU (with --size tiny)")
     parser.add_argument("--out", type=Path, default=None, help="write gpu_check.json here")
@@ -349,6 +379,9 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     peak, card = peak_tflops(device, args.peak_tflops)
     TASKS.add("gpu_check", lambda config: HashRewardTask(eval_size=config.eval_size or 4, seed=config.seed))
+    if args.fsdp_worker:  # one process of fsdp_check's torchrun
+        run_objective(args.objectives.split(",")[0], args.model_dir, args.fsdp_worker, args, strategy="fsdp")
+        return
     import peft
     import transformers
     from bench_env import environment  # benchmarks/bench_env.py (this script's folder is on sys.path)
@@ -423,6 +456,16 @@ def main() -> None:
         print(_decode_line(result["decode_modes"]), flush=True)
         _write(args.out, result)
         _free(device)
+        processes = args.fsdp_processes
+        if processes is None:
+            processes = torch.cuda.device_count() if torch.cuda.device_count() >= 2 else 0
+        if processes >= 2:
+            rows = fsdp_check(model_dir, Path(tmp) / "run-fsdp", args, processes)
+            result["fsdp"] = {"processes": processes, **summarise(rows, args.warmup, params, peak)}
+            print(f"fsdp x{processes}: {_line(args.objectives.split(',')[0], result['fsdp'])}", flush=True)
+            _write(args.out, result)
+        else:
+            result["fsdp"] = "not run: fewer than 2 GPUs (--fsdp-processes N to force)"
         if device.type == "cuda" and importlib.util.find_spec("vllm") is not None:
             result["vllm_sleep"] = vllm_sleep_check(model_dir, args)
             print(f"vllm sleep mode: {json.dumps(result['vllm_sleep'])}", flush=True)

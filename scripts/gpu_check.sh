@@ -3,7 +3,8 @@
 # random-init ~0.5B model built from a config; prints tokens/s, step time, peak GPU memory and MFU (update
 # micro-batches sized by the GPU token budget, compiled static-cache decoding), then times eager / static /
 # compiled decoding side by side (same tokens?), and, where vLLM is installed, its sleep mode (memory freed,
-# same tokens after waking). Writes the record to --out DIR/gpu_check.json.
+# same tokens after waking), and with 2+ GPUs the first objective under distributed.strategy=fsdp on all of them
+# (--fsdp-processes N). Writes the record to --out DIR/gpu_check.json.
 #
 # For a machine with one H100/H200, no network, torch preinstalled and no vLLM: it needs only this repo and
 # the image's torch, transformers and peft (nothing is installed or downloaded). About 5 minutes on an H100

@@ -162,6 +162,7 @@ class FullState:
         options = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=True)
         self.weights = get_model_state_dict(self.model, options=options)  # trainable weights, model names
         self.optimizer_state = get_optimizer_state_dict(self.model, self.optimizer, options=options)
+        unshard(self.model)  # reading the state dicts reshards the root: gather again for what samples next
         return self
 
     def save_pretrained(self, folder: Path) -> None:

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.slow
 
 def torchrun(model_path, run_dir: Path, strategy: str, steps: int, *extra: str, port: int = 29541) -> None:
     env = {**os.environ, "PYTHONPATH": str(HERE), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env["PYTHONFAULTHANDLER"] = "1"  # a crashed rank shows its Python stack
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(port)]
     args = [*command, str(HERE / "fsdp_train.py"), str(model_path), str(run_dir), strategy, str(steps), *extra]
     out = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)

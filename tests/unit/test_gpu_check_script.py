@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -34,9 +36,24 @@ def test_gpu_check_smoke_runs_on_the_cpu(tmp_path):
     assert decode["static"]["same_tokens_as_eager"] == 1.0 and decode["static"]["rollout_s"] > 0
     assert record["micro_batch_rows"] == 8  # no token budget on a CPU: half of the 4 x 4 rows, one micro-batch
     assert "vllm_sleep" not in record  # a GPU-only part
+    assert record["fsdp"].startswith("not run")  # fewer than 2 GPUs (the 2-process CPU run is tested elsewhere)
     samplers = record["samplers"]
     assert samplers["batched_rollout_s"] > 0 and samplers["per_row_rollout_s"] > 0
     assert "MFU" in done.stdout and "batched sampler" in done.stdout
+
+
+@pytest.mark.slow
+def test_gpu_check_fsdp_part_runs_on_two_cpu_processes(tmp_path):
+    # The GPU check's FSDP part (this script again under torchrun, distributed.strategy=fsdp), forced on a CPU.
+    smoke = "--size tiny --allow-cpu --steps 2 --max-new-tokens 8 --prompts 4 --group-size 4 --objectives lad"
+    command = ["bash", "scripts/gpu_check.sh", *smoke.split(), "--fsdp-processes", "2", "--no-compare-samplers"]
+    command += ["--out", str(tmp_path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    fsdp = json.loads((tmp_path / "gpu_check.json").read_text())["fsdp"]
+    assert fsdp["processes"] == 2 and fsdp["loss_finite"] and fsdp["steps_timed"] == 1
+    assert "fsdp x2" in done.stdout
 
 
 def test_update_ablation_smoke_runs_on_the_cpu(tmp_path):
