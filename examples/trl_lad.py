@@ -61,6 +61,7 @@ def trl_args(config, args, out_dir: str):
 
     mini, world = config.mini_batches, int(os.environ.get("WORLD_SIZE", "1"))  # set by accelerate launch
     per_device = config.prompts_per_step * config.group_size // (mini * world)
+    per_batch = mini * config.epochs  # optimiser steps per generation batch: one log row per ladkit step
     return GRPOConfig(
         output_dir=out_dir, seed=config.seed, use_cpu=not torch.cuda.is_available(), bf16=args.bf16,
         gradient_checkpointing=False,
@@ -70,7 +71,7 @@ def trl_args(config, args, out_dir: str):
         top_p=config.rollout.top_p, learning_rate=config.optim.lr, adam_beta1=config.optim.betas[0],
         adam_beta2=config.optim.betas[1], weight_decay=config.optim.weight_decay,
         max_grad_norm=config.optim.max_grad_norm, lr_scheduler_type="constant", warmup_steps=0, beta=0.0,
-        scale_rewards=config.advantage_scale, max_steps=mini * args.max_steps, logging_steps=mini,
+        scale_rewards=config.advantage_scale, max_steps=per_batch * args.max_steps, logging_steps=per_batch,
         save_strategy="no", report_to="none", disable_tqdm=True, use_vllm=args.use_vllm,
         vllm_mode=args.vllm_mode, vllm_importance_sampling_correction=False, ddp_find_unused_parameters=False,
     )  # fmt: skip
