@@ -35,7 +35,7 @@ from ladkit.runs import run_name, unique_path
 from ladkit.text import question_of
 from ladkit.training.config import TrainConfig
 from ladkit.training.loop import Callback, StopTraining, train
-from ladkit.training.resolve import resolve
+from ladkit.training.resolve import BUILTIN_PRESET, REAL_LM_PRESET, has_chat_template, resolve
 from ladkit.viz.train_controls import (
     COLUMNS,
     check_controls,
@@ -158,14 +158,16 @@ class TrainDashboard(WidgetDashboard):
     """Controls + Start/Stop + live figures for `train`; `run(**settings)` does the same from code.
 
     `preset` and `overrides` ("a.b=c", like `ladkit train --set`) give the base config; `controls` are names
-    from train_controls.CONTROL_KEYS that set the controls' starting values (otherwise the preset's). Each run
+    from train_controls.CONTROL_KEYS that set the controls' starting values (otherwise the preset's). With no
+    preset the model decides, as for `ladkit train`: `default` for the built-in model, `real-lm` for any other;
+    typing a model other than the built-in one while `default` is chosen switches to `real-lm` too. Each run
     is recorded into `run_dir`, or a fresh folder under `run_root`.
     """
 
     def __init__(
         self,
         run_root: str | Path = "runs",
-        preset: str = "default",
+        preset: str | None = None,
         overrides: Sequence[str] = (),
         max_tracked: int = 3,
         **controls: Any,
@@ -176,7 +178,9 @@ class TrainDashboard(WidgetDashboard):
         # Bad settings fail here, before any widget is built.
         start = resolve(preset, task_overrides(controls) + self.overrides, flags_of(controls))
         self.run_root, self.max_tracked = Path(run_root), max_tracked
-        self.controls = make_controls(self._ipw, start, preset)
+        # No preset: the model decides, as for `ladkit train` (builtin -> default, any other model -> real-lm).
+        self.controls = make_controls(self._ipw, start, start.preset or preset or BUILTIN_PRESET)
+        self._switching = False  # set while _on_model changes the preset menu itself
         self.controls["preset"].observe(self._on_preset, names="value")
         self.live = LiveTrainFigures(start.steps, max_tracked)
         self.summary: dict | None = None
@@ -185,6 +189,7 @@ class TrainDashboard(WidgetDashboard):
         self._stop = threading.Event()  # set by Stop (UI thread), read by the callback (training thread)
         self._make_buttons()
         self.status = self._ipw.HTML(value="ready: choose settings and press Start")
+        self.controls["model"].observe(self._on_model, names="value")
         self.progress = self._ipw.IntProgress(value=0, min=0, max=start.steps, description="step")
         self.output = self._ipw.Output()  # tracebacks from the training thread land here
         self._box = self._ipw.VBox([self._controls_box(), self.live.tracked, self.live.curves, self.output])
@@ -289,10 +294,36 @@ class TrainDashboard(WidgetDashboard):
             except LadkitError as err:
                 self.status.value = f"<b>error:</b> {html.escape(str(err))}"
 
+    def _on_model(self, change: dict) -> None:
+        """A model that is not the built-in one, entered while the built-in preset is chosen, switches the preset to
+        real-lm, as `ladkit train --model X` does: the built-in's lr (5e-4) and 16 new tokens must not silently
+        carry over to a real model. Controls the user already changed keep their values; the prompt style follows
+        the model's chat template (compact without one). Any preset can still be chosen afterwards."""
+        model = (change["new"] or "").strip()
+        if self.controls["preset"].value != BUILTIN_PRESET or model in ("", "builtin"):
+            return
+        builtin = control_values_of(resolve(BUILTIN_PRESET, self.overrides, {}))
+        real = control_values_of(resolve(REAL_LM_PRESET, self.overrides, {}))
+        real["prompt_style"] = "chat" if has_chat_template(model) else "compact"
+        untouched = {name: value for name, value in real.items() if self.controls[name].value == builtin[name]}
+        self._switching = True  # the preset menu changes below: its observer must not reset every control
+        try:
+            self.controls["preset"].value = REAL_LM_PRESET
+        finally:
+            self._switching = False
+        self._set_controls({name: value for name, value in untouched.items() if name != "model"})
+        self.status.value = (
+            f"using preset {REAL_LM_PRESET} for a model that is not builtin (LoRA lr, completion length and batch"
+            " sizes for a real LM; settings you changed are kept); choose another preset to change that"
+        )
+
     def _on_preset(self, change: dict) -> None:
         """A new preset resets every control to that preset's value."""
-        start = resolve(change["new"], self.overrides, {})
-        for name, value in control_values_of(start).items():
+        if not self._switching:
+            self._set_controls(control_values_of(resolve(change["new"], self.overrides, {})))
+
+    def _set_controls(self, values: dict[str, Any]) -> None:
+        for name, value in values.items():
             control = self.controls[name]
             if hasattr(control, "options") and value not in control.options:  # e.g. a preset's custom task
                 control.options = (*control.options, value)

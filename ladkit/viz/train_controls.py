@@ -95,7 +95,10 @@ def make_controls(widgets: Any, start: TrainConfig, preset: str) -> dict[str, An
     )
     return {
         "preset": widgets.Dropdown(options=presets, value=preset, description="preset", style=wide),
-        "model": widgets.Text(value=values["model"], placeholder=MODEL_HINT, description="model", style=wide),
+        # Sent on Enter or on leaving the field, not per keystroke: a model entered may switch the preset.
+        "model": widgets.Text(
+            value=values["model"], placeholder=MODEL_HINT, description="model", style=wide, continuous_update=False
+        ),
         "dtype": menu("dtype", DTYPES, "dtype"),
         "backend": menu("backend", BACKENDS.names(), "rollout backend"),
         "task": menu("task", TASKS.names(), "task"),

