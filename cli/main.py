@@ -41,6 +41,10 @@ def main() -> None:
     """Console-script entry point."""
     from ladkit.errors import LadkitError
 
+    moved = train.moved_flag_error(sys.argv[2:]) if sys.argv[1:2] == ["train"] else None
+    if moved is not None:
+        print(f"error: {moved}", file=sys.stderr)
+        sys.exit(2)
     try:
         app()
     except LadkitError as err:

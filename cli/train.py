@@ -8,6 +8,29 @@ from pathlib import Path
 
 import typer
 
+# Flags that `ladkit train` no longer has (its --help stays short): the config key each one set, for a one-line
+# error that says what to write instead (main.py checks argv before Typer's generic "No such option").
+MOVED_FLAGS = {
+    "--lr": "optim.lr",
+    "--eta": "lad.eta",
+    "--inv-eta": "lad.inv_eta",
+    "--lora-rank": "model.lora_rank",
+    "--lora-alpha": "model.lora_alpha",
+    "--lora-dropout": "model.lora_dropout",
+    "--target-modules": "model.target_modules",
+}
+
+
+def moved_flag_error(args: list[str]) -> str | None:
+    """The one-line error for the first moved flag among `ladkit train`'s arguments (`--lr 1e-4`, `--lr=1e-4`)."""
+    for index, arg in enumerate(args):
+        flag, _, value = arg.partition("=")
+        if flag in MOVED_FLAGS:
+            following = args[index + 1] if index + 1 < len(args) else ""
+            value = value or (following if following and not following.startswith("--") else "VALUE")
+            return f"ladkit train has no {flag} option; use --set {MOVED_FLAGS[flag]}={value}"
+    return None
+
 
 def train(
     config: str | None = typer.Option(

@@ -50,6 +50,9 @@ def test_flags_and_overrides_reach_the_config(monkeypatch, tmp_path):
         (["--set", "model.target_modules=[nothing_here]"], "", "error:"),
         (["--set", "task.prompt_field=q"], "", "error: config key task.prompt_field is now task.dataset.prompt_field"),
         (["--backend", "vllm"], "import sys; sys.modules['vllm'] = None", "error: --backend vllm needs vLLM"),
+        # Flags moved to --set keep a one-line error that says what to write instead.
+        (["--inv-eta", "8"], "", "error: ladkit train has no --inv-eta option; use --set lad.inv_eta=8"),
+        (["--lr=1e-5"], "", "error: ladkit train has no --lr option; use --set optim.lr=1e-5"),
     ],
 )
 def test_bad_input_is_one_line(args, prelude, message, tmp_path):
