@@ -1,7 +1,7 @@
 # Two commands for a fresh machine (see README): `make demo` and `make test`.
 PY := .venv/bin/python
 
-.PHONY: setup setup-vllm setup-browser demo bandit lab test format bench clean
+.PHONY: setup setup-vllm setup-browser demo bandit lab test verl-check format bench clean
 
 setup:
 	bash scripts/setup.sh
@@ -26,6 +26,10 @@ test: setup-vllm setup-browser  ## set up (with vLLM for CPU and Chromium), then
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q
+	bash scripts/verl_check.sh  # verl's loss registry and its clip_cov/kl_cov, in .venv-verl (verl pins transformers<5.11)
+
+verl-check: setup  ## only the verl equality tests (tests/unit/integrations/test_verl_loss.py, objectives/test_verl_parity.py)
+	bash scripts/verl_check.sh
 
 format:
 	$(PY) -m ruff format .
@@ -35,4 +39,4 @@ bench: setup-vllm  ## every benchmark (TRL side by side, vLLM throughput, paper 
 	$(PY) benchmarks/run_all.py
 
 clean:
-	rm -rf .venv runs .pytest_cache .ruff_cache
+	rm -rf .venv .venv-verl runs .pytest_cache .ruff_cache
