@@ -88,7 +88,9 @@ def set_threads(threads: int | None) -> int:
     import torch
 
     count = default_threads() if threads is None else threads
-    torch.set_num_threads(count)
+    # torch._C's own function: an in-process vLLM CPU engine replaces torch.set_num_threads with a no-op once it
+    # has bound its threads, so a later call through torch would silently do nothing.
+    torch._C.set_num_threads(count)
     return count
 
 

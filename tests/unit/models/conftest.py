@@ -121,3 +121,9 @@ def set_lora_b():
 def make_bpe_tokenizer():
     """`make_bpe_tokenizer(with_eos=True)`: the BPE tokenizer with a chat template and no pad token."""
     return bpe_tokenizer
+
+
+@pytest.fixture
+def save_tiny_model():
+    """save_tiny for test modules (a `from conftest import` may find another folder's conftest in a full run)."""
+    return save_tiny

@@ -71,13 +71,11 @@ def config_for(model_dir, **task) -> TrainConfig:
 
 
 @pytest.fixture
-def no_template_dir(tmp_path_factory, make_bpe_tokenizer):
+def no_template_dir(tmp_path_factory, make_bpe_tokenizer, save_tiny_model):
     """The tiny BPE Llama with its chat template removed (a base model's tokenizer)."""
-    from conftest import save_tiny
-
     tokenizer = make_bpe_tokenizer()
     tokenizer.chat_template = None
-    return save_tiny(tmp_path_factory.mktemp("no_template"), tokenizer, "llama")
+    return save_tiny_model(tmp_path_factory.mktemp("no_template"), tokenizer, "llama")
 
 
 @pytest.mark.parametrize(
