@@ -1,20 +1,18 @@
 """Two CPU processes (torchrun, gloo) train exactly like one process with the same global batch."""
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from launch import clean_env, run_ranks
 
 HERE = Path(__file__).parent
 
 
 def run(args: list[str], run_dir: Path, **extra_env: str) -> None:
-    env = {**os.environ, "PYTHONPATH": str(HERE), "OMP_NUM_THREADS": "1", **extra_env}
-    out = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    out = run_ranks(args, clean_env(PYTHONPATH=str(HERE), **extra_env), fresh=run_dir)
     assert out.returncode == 0, out.stderr[-3000:]
 
 
@@ -75,8 +73,7 @@ def test_the_cli_under_torchrun_exits_zero_on_every_rank_and_rank_0_prints_the_s
         "rollout.max_new_tokens=4",
     ]
     args = [*torchrun, "-m", "ladkit_cli.main", "train", "--steps", "2", "--no-live", "--run-dir", str(run_dir)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    out = subprocess.run([*args, *(f"--set={s}" for s in sizes)], capture_output=True, text=True, env=env, timeout=600)
+    out = run_ranks([*args, *(f"--set={s}" for s in sizes)], clean_env(), fresh=run_dir)
     assert out.returncode == 0, out.stderr[-3000:]  # torchrun exits non-zero when any rank does
     assert out.stdout.count("reward (mean of the first / last 10 steps' rollouts)") == 1, out.stdout
     assert out.stdout.count(f"run folder: {run_dir}") == 1

@@ -2,24 +2,22 @@
 rollouts, tracked prompts, evaluation, checkpoints and resume work sharded; the adapter matches DDP's."""
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from launch import clean_env, run_ranks
 
 HERE = Path(__file__).parent
 pytestmark = pytest.mark.slow
 
 
 def torchrun(model_path, run_dir: Path, strategy: str, steps: int, *extra: str, port: int = 29541) -> None:
-    env = {**os.environ, "PYTHONPATH": str(HERE), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    env["PYTHONFAULTHANDLER"] = "1"  # a crashed rank shows its Python stack
+    env = clean_env(PYTHONPATH=str(HERE))  # PYTHONFAULTHANDLER: a crashed rank shows its Python stack
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(port)]
     args = [*command, str(HERE / "fsdp_train.py"), str(model_path), str(run_dir), strategy, str(steps), *extra]
-    out = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    out = run_ranks(args, env, fresh=None if extra else run_dir)  # a resume is not retried from scratch
     assert out.returncode == 0, out.stderr[-4000:]
 
 
