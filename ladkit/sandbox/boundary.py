@@ -149,11 +149,13 @@ def _under(path: str, root: str) -> bool:
 def command(bwrap: str, interpreter: str, launcher: Path, program: Path, tmp_bytes: int) -> list[str]:
     """The bwrap argv (up to `--`) for one execution: `program` appears as /box/main.py."""
     arguments = [bwrap, *_namespaces(), *_system()]
-    for folder in interpreter_folders(interpreter)[1]:
-        arguments += [*_parents(folder), "--ro-bind", folder, folder]
-    arguments += [*_parents(LAUNCHER_INSIDE), "--ro-bind", str(launcher), LAUNCHER_INSIDE]
     size = str(tmp_bytes)
     for place in ("/tmp", "/var/tmp", "/dev/shm", BOX):  # world-writable with the sticky bit, like a real /tmp
         arguments += ["--perms", "1777", "--size", size, "--tmpfs", place]
+    # After the private tmpfs mounts, so that an interpreter living under /tmp (a venv in a clone under /tmp, as CI
+    # may have) is bound on top of them instead of hidden by them.
+    for folder in interpreter_folders(interpreter)[1]:
+        arguments += [*_parents(folder), "--ro-bind", folder, folder]
+    arguments += [*_parents(LAUNCHER_INSIDE), "--ro-bind", str(launcher), LAUNCHER_INSIDE]
     arguments += ["--ro-bind", str(program), f"{BOX}/main.py", "--chdir", BOX, "--"]
     return arguments

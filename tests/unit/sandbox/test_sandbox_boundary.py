@@ -257,3 +257,22 @@ print('nothing found')
 """
     results = run_tests(search, [{"input": "1", "output": token}], Limits(wall_s=5.0, cpu_s=3), 1, interpreter)
     assert results[0].passed is False and results[0].reason == "wrong_answer"
+
+
+def test_an_interpreter_under_tmp_runs_and_tmp_stays_private(tmp_path):
+    """A venv under /tmp (CI may clone the project there) is bound over the private /tmp, not hidden by it: the
+    program runs with it, and still sees nothing else of the host's /tmp (the venv's own files aside)."""
+    import subprocess
+
+    assert str(tmp_path).startswith(tempfile.gettempdir())
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    marker = tmp_path / "secret.txt"
+    marker.write_text("host")
+    code = f"import os, sys; print(sys.executable); print(os.path.exists({str(marker)!r}), sorted(os.listdir('/tmp')))"
+    result = run(code, str(venv / "bin" / "python"))
+    assert result.returncode == 0, result.stderr
+    executable, seen = result.stdout.splitlines()
+    assert executable == str(venv / "bin" / "python")
+    # The marker beside the venv is invisible; /tmp holds only the folders leading to the venv.
+    assert seen == f"False {[tmp_path.parts[2]]}"
