@@ -67,7 +67,10 @@ def test_tmp_writes_do_not_persist(interpreter, used_uids):
     assert run(write, interpreter).stdout == "wrote\n"
     assert not any(os.path.exists(place) for place in places), "a write reached the host's shared folders"
     listing = run("import os\nprint([os.listdir(d) for d in ('/tmp', '/var/tmp', '/dev/shm')])\n", interpreter)
-    assert listing.stdout == "[[], [], []]\n", "the next execution saw the previous one's files"
+    # Empty, but for the folders leading to an interpreter that lives under /tmp (a venv in a clone there, as in CI).
+    own = sorted({Path(f).relative_to("/tmp").parts[0] for f in boundary.interpreter_folders(interpreter)[1]
+                  if f.startswith("/tmp/")})  # fmt: skip
+    assert listing.stdout == f"[{own}, [], []]\n", "the next execution saw the previous one's files"
 
 
 @INTERPRETERS
