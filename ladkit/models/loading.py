@@ -268,9 +268,25 @@ def merged_lora_weights(model) -> list[tuple[str, Any]]:
     """A peft LoRA model's weights with its active adapter merged in, under the base checkpoint's names
     (`model.layers.0.self_attn.q_proj.weight`): what an engine that loads full weights takes.
 
-    The model is left as it is: each adapted weight is computed as base + `get_delta_weight` (B A scaled), so no
-    merge/unmerge round trip drifts the frozen base in low precision. DoRA and `modules_to_save` adapters are
-    refused: their merged weights are not base + delta under the base's names."""
+    The model is left as it is (`merged_lora_layers`). DoRA and `modules_to_save` adapters are refused: their
+    merged weights are not base + delta under the base's names."""
+    base = model.get_base_model()
+    merged = {f"{name}.weight": weight for name, (_, weight) in merged_lora_layers(model).items()}
+    weights = []
+    for key, tensor in base.state_dict().items():
+        if "lora_" in key:
+            continue
+        key = key.replace(".base_layer.", ".")
+        weights.append((key, merged.get(key, tensor.detach())))
+    return weights
+
+
+def merged_lora_layers(model) -> dict[str, tuple[Any, Any]]:
+    """{module name in the base model: (its LoRA layer, base weight + the active adapter's delta)}.
+
+    Each merged weight is a new tensor, base + `get_delta_weight` (B A scaled) in the base's dtype; the model is
+    not touched, so no merge/unmerge round trip drifts the frozen base in low precision. DoRA and
+    `modules_to_save` adapters are refused (a one-line LadkitError): their effect is not base + delta."""
     from peft.tuners.lora import LoraLayer
 
     adapter = model.active_adapter
@@ -280,19 +296,12 @@ def merged_lora_weights(model) -> list[tuple[str, Any]]:
             "merged LoRA weight sync supports plain LoRA only (this adapter uses DoRA or modules_to_save); "
             "use rollout.vllm_lora_sync=adapter"
         )
-    base = model.get_base_model()
     merged = {}
-    for name, module in base.named_modules():
+    for name, module in model.get_base_model().named_modules():
         if isinstance(module, LoraLayer) and adapter in {*module.lora_A, *module.lora_embedding_A}:
             weight = module.get_base_layer().weight
-            merged[f"{name}.weight"] = (weight + module.get_delta_weight(adapter).to(weight.dtype)).detach()
-    weights = []
-    for key, tensor in base.state_dict().items():
-        if "lora_" in key:
-            continue
-        key = key.replace(".base_layer.", ".")
-        weights.append((key, merged.get(key, tensor.detach())))
-    return weights
+            merged[name] = (module, (weight + module.get_delta_weight(adapter).to(weight.dtype)).detach())
+    return merged
 
 
 def is_lora(model) -> bool:

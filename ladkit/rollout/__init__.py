@@ -14,7 +14,8 @@ BACKENDS: Registry[Callable[..., RolloutBackend]] = Registry("rollout backend")
 ENGINE_OPTIONS = frozenset(
     {"seed", "max_model_len", "gpu_memory_utilization", "dtype", "enforce_eager", "lora_sync", "sleep_mode"}
 )
-HF_OPTIONS = frozenset({"max_batch_size", "batched_sampling", "decode"})  # the hf backend's; vllm ignores them
+# The hf backend's options; vllm ignores them.
+HF_OPTIONS = frozenset({"max_batch_size", "batched_sampling", "decode", "merge_lora"})
 
 
 @BACKENDS.register("hf")
@@ -49,7 +50,8 @@ def make_backend(
     model_path: the base model's folder or hub name (vllm starts its own engine from it).
     lora_rank: the LoRA rank when training an adapter, None for full training.
     options: backend keywords. hf: max_batch_size, batched_sampling, decode ("eager", "static", "compiled";
-        unset: by device) (engine options are ignored). vllm: max_model_len, seed, gpu_memory_utilization, dtype,
+        unset: by device), merge_lora (sample with the adapter merged; unset: on a CPU) (engine options are
+        ignored). vllm: max_model_len, seed, gpu_memory_utilization, dtype,
         enforce_eager, lora_sync ("adapter": a LoRARequest per step, the default; "merged": the adapter merged
         into the weights, reloaded in place), sleep_mode (unset: where supported), and any other `vllm.LLM`
         keyword (hf options are ignored).

@@ -41,7 +41,7 @@ from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
 from ladkit.errors import LadkitError
-from ladkit.models.logprobs import run_shared_prompt_pass
+from ladkit.models.logprobs import position_ids_from_mask, run_shared_prompt_pass
 from ladkit.rollout.base import (
     Completion,
     RolloutGroup,
@@ -54,6 +54,7 @@ from ladkit.rollout.base import (
 )
 
 _NO_SHARED_PROMPT_PASS: WeakSet = WeakSet()  # models whose cache cannot be repeated across rows
+_NO_LOGITS_TO_KEEP: WeakSet = WeakSet()  # models whose forward takes no logits_to_keep
 DECODE_MODES = ("eager", "static", "compiled")
 STATIC_WIDTH_STEP = 32  # static decode: prompt widths rounded up to a multiple of this (one cache shape per bucket)
 
@@ -61,6 +62,13 @@ STATIC_WIDTH_STEP = 32  # static decode: prompt widths rounded up to a multiple 
 def default_decode(device: torch.device) -> str:
     """The decode mode when none is set: the compiled static-cache step on a GPU, eager elsewhere."""
     return "compiled" if device.type == "cuda" else "eager"
+
+
+def default_merge_lora(device: torch.device) -> bool:
+    """Sample with the LoRA adapter merged (`_merged_lora`) when none is said: on a CPU, where the adapter's
+    two extra matmuls and peft's per-layer work cost ~30% of a small model's decoding; not on a GPU, where the
+    merged copies would take as much memory as the adapted weights themselves during the rollout."""
+    return device.type == "cpu"
 
 
 class HFBackend:
@@ -75,10 +83,12 @@ class HFBackend:
         max_batch_size: int | None = None,
         batched_sampling: bool | None = None,
         decode: str | None = None,
+        merge_lora: bool | None = None,
     ):
         if decode is not None and decode not in DECODE_MODES:
             raise LadkitError(f"hf decode must be one of {', '.join(DECODE_MODES)} or unset, got {decode!r}")
         self.decode = decode  # None: default_decode(the model's device)
+        self.merge_lora = merge_lora  # None: on a CPU (default_merge_lora)
         self.model = model
         self.tokenizer = tokenizer
         self.max_batch_size = max_batch_size  # rows (prompt x sample) per generate call; None = all at once
@@ -97,7 +107,8 @@ class HFBackend:
         row_seeds = None if per_prompt is None else [spread_seed(s) + j for s in per_prompt for j in range(n)]
         step = self.max_batch_size or len(rows)
         completions = []
-        with _sampling_mode(self.model):
+        merge = self.merge_lora if self.merge_lora is not None else default_merge_lora(self._device())
+        with _sampling_mode(self.model), _merged_lora(self.model, merge):
             for start in range(0, len(rows), step):
                 chunk_seeds = None if row_seeds is None else row_seeds[start : start + step]
                 completions += self._sample(rows[start : start + step], chunk_seeds, sampling)
@@ -122,6 +133,69 @@ class HFBackend:
 
     def _sample(self, rows: list[list[int]], row_seeds: list[int] | None, sampling: SamplingConfig) -> list[Completion]:
         mode = self.decode_mode()
+        if mode == "eager":
+            generated, logprobs = self._decode_loop(rows, row_seeds, sampling)
+        else:
+            generated, logprobs = self._generate(rows, row_seeds, sampling, mode)
+        return [self._completion(generated[r].tolist(), logprobs[r].tolist()) for r in range(len(rows))]
+
+    def _decode_loop(
+        self, rows: list[list[int]], row_seeds: list[int] | None, sampling: SamplingConfig
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eager decoding in our own loop: ([R, T] tokens, [R, T] sampler log-probs).
+
+        The same model calls generate() makes with a dynamic cache (the shared prompt pass, then one forward per
+        token on the last chosen column with positions counted over real tokens and the last position's logits
+        only), the same warpers and the same chooser, so the same tokens and log-probs; without generate()'s
+        per-token machinery (its logits-processor and stopping-criteria lists, cache and kwargs bookkeeping), and
+        with the scores soft-maxed once for the recorder and once for the chooser instead of a -inf-filled [R, V]
+        copy for a greedy step to read back. Finished rows continue on the pad token, as in generate(), until
+        every row has stopped or max_new_tokens is reached.
+        """
+        input_ids, attention_mask = _left_pad(rows, self.pad_id, self._device())  # [R, P] each
+        chooser = _ChooseToken(row_seeds, input_ids.device, sampling.max_new_tokens, self.batched_sampling is not False)
+        warpers = _warpers(sampling)
+        cache = self._shared_prompt_pass(rows, input_ids, attention_mask).get("past_key_values")
+        # With the prompt but its last column cached, the first forward reads that column; without, the whole prompt.
+        step_ids = input_ids[:, -1:] if cache is not None else input_ids  # [R, 1] or [R, P]
+        positions = position_ids_from_mask(attention_mask)[:, -step_ids.shape[1] :]  # [R, 1] or [R, P]
+        stops = torch.tensor(sorted(self.stop_ids), device=input_ids.device)  # [S]
+        unfinished = torch.ones(len(rows), dtype=torch.bool, device=input_ids.device)  # [R]
+        tokens, logprobs = [], []
+        for _ in range(sampling.max_new_tokens):
+            out = self._forward(step_ids, attention_mask, positions, cache)
+            cache = out.past_key_values
+            scores = out.logits[:, -1, :].float()  # [R, V]
+            for warper in warpers:
+                scores = warper(input_ids, scores)
+            chosen = chooser.choose(torch.softmax(scores, dim=-1))  # [R, 1]
+            logprobs.append(torch.log_softmax(scores, dim=-1).gather(-1, chosen).squeeze(-1))  # [R]
+            chosen = torch.where(unfinished[:, None], chosen, self.pad_id)  # [R, 1]: finished rows take pad
+            tokens.append(chosen.squeeze(-1))
+            unfinished &= ~torch.isin(chosen.squeeze(-1), stops)
+            if not unfinished.any():
+                break
+            step_ids = chosen
+            attention_mask = torch.cat([attention_mask, attention_mask.new_ones(len(rows), 1)], dim=1)  # [R, P+t+1]
+            positions = positions[:, -1:] + 1  # [R, 1]
+        return torch.stack(tokens, dim=1).cpu(), torch.stack(logprobs, dim=1).cpu()
+
+    def _forward(self, step_ids, attention_mask, positions, cache):
+        """One decoding forward; logits of the last position only where the architecture takes logits_to_keep."""
+        inputs = dict(input_ids=step_ids, attention_mask=attention_mask, position_ids=positions,
+                      past_key_values=cache, use_cache=True)  # fmt: skip
+        if self.model not in _NO_LOGITS_TO_KEEP:
+            try:
+                return self.model(**inputs, logits_to_keep=1)
+            except TypeError:
+                _NO_LOGITS_TO_KEEP.add(self.model)
+        return self.model(**inputs)
+
+    def _generate(
+        self, rows: list[list[int]], row_seeds: list[int] | None, sampling: SamplingConfig, mode: str
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """transformers generate() with our sampler as its last logits processors: ([R, T] tokens, [R, T]
+        sampler log-probs). The static and compiled modes run here; so can eager (the reference in tests)."""
         step = 1 if mode == "eager" else STATIC_WIDTH_STEP
         input_ids, attention_mask = _left_pad(rows, self.pad_id, self._device(), step)  # [R, P] each
         recorder = _ChosenLogprobs()
@@ -140,8 +214,7 @@ class HFBackend:
             **prompt_cache,
         )
         generated = sequences[:, input_ids.shape[1] :]  # [R, T]
-        logprobs = recorder.result(generated)  # [R, T]
-        return [self._completion(generated[r].tolist(), logprobs[r].tolist()) for r in range(len(rows))]
+        return generated.cpu(), recorder.result(generated)  # [R, T] each
 
     def _shared_prompt_pass(self, rows: list[list[int]], input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict:
         """{"past_key_values": the cache of every row's prompt but its last column, filled once per distinct
@@ -259,7 +332,11 @@ class _ChooseToken(LogitsProcessor):
             self.generators = [torch.Generator(device=device).manual_seed(seed) for seed in row_seeds]
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        probs = torch.softmax(scores.float(), dim=-1)  # [R, V]
+        chosen = self.choose(torch.softmax(scores.float(), dim=-1))  # [R, 1]
+        return torch.full_like(scores, float("-inf")).scatter(-1, chosen, 0.0)  # [R, V]
+
+    def choose(self, probs: torch.Tensor) -> torch.Tensor:
+        """The next token of every row from its probabilities [R, V] -> [R, 1]."""
         if self.uniforms is not None:
             chosen = inverse_cdf(probs, self.uniforms[:, self.position])  # [R, 1]
             self.position += 1
@@ -268,7 +345,7 @@ class _ChooseToken(LogitsProcessor):
         else:
             draws = [torch.multinomial(probs[r], 1, generator=g) for r, g in enumerate(self.generators)]
             chosen = torch.stack(draws)  # [R, 1]
-        return torch.full_like(scores, float("-inf")).scatter(-1, chosen, 0.0)  # [R, V]
+        return chosen
 
 
 def inverse_cdf(probs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
@@ -297,6 +374,40 @@ def _left_pad(
         input_ids[i, width - len(row) :] = torch.tensor(row)
         attention_mask[i, width - len(row) :] = 1
     return input_ids.to(device), attention_mask.to(device)
+
+
+@contextmanager
+def _merged_lora(model, merge: bool = True) -> Iterator[bool]:
+    """For the duration: each LoRA layer of a peft model runs as its base layer with weight W + s B A (a new
+    tensor put in place of W; W itself is never written, so it comes back bit for bit) and the adapters are
+    switched off, so sampling runs one matmul per adapted linear instead of three plus peft's dispatch. Yields
+    whether it merged: not for a plain model, DoRA or modules_to_save adapters, or sharded (FSDP) weights.
+    The tokens equal the unmerged ones up to float rounding of W x + s B (A x) against (W + s B A) x; a test
+    checks them on the tiny model, as the static-cache test does for that mode."""
+    from ladkit.models.loading import is_lora, merged_lora_layers
+
+    if not merge or not is_lora(model):
+        yield False
+        return
+    try:
+        layers = merged_lora_layers(model)
+    except LadkitError:  # DoRA or modules_to_save: sampled unmerged
+        yield False
+        return
+    if not layers or any(hasattr(layer.get_base_layer().weight, "device_mesh") for layer, _ in layers.values()):
+        yield False
+        return
+    swapped = []
+    try:
+        for layer, weight in layers.values():
+            base = layer.get_base_layer()
+            swapped.append((base, base._parameters["weight"]))
+            base._parameters["weight"] = torch.nn.Parameter(weight, requires_grad=False)
+        with model.disable_adapter():
+            yield True
+    finally:
+        for base, weight in swapped:
+            base._parameters["weight"] = weight
 
 
 @contextmanager

