@@ -1,86 +1,162 @@
-"""Benchmark: ladkit's GRPO against TRL's GRPOTrainer on the same work (benchmarks issue, point 2; target: ladkit
-at least 1.3x faster per step, i.e. TRL/ladkit step time >= 1.3).
+"""Benchmark: ladkit's GRPO step against TRL's GRPOTrainer, in lockstep, over a sweep of geometries (issue 19).
 
-The work, identical on both sides (every setting is read from one ladkit TrainConfig, the default preset with
-objective grpo):
-  model    the built-in ~1M-parameter character Llama, LoRA r=16 alpha=32 on all linear layers, fp32, no
-           gradient checkpointing (TRL defaults to it and to bf16: both switched off)
-  task     countdown, compact prompts, the same training split; ladkit's countdown reward wrapped as a TRL
-           reward function (TRL gets the ladkit task's own score())
-  step     one generation batch: 16 prompts x G=8 completions of at most 16 tokens at temperature 1 with HF
-           generate, pi_old log-probs (TRL recomputes them for both mini-batches; ladkit for the second, the
-           first takes its own forward's, see ladkit/training/optimise.py), then 2 mini-batches of 64 sequences with one
-           AdamW step each (lr 5e-4, betas 0.9/0.99, grad-norm clip 1, constant schedule). TRL:
-           per_device_train_batch_size 64, steps_per_generation 2, num_iterations 1, gradient_accumulation 1, so a
-           TRL "step" here is two of its optimiser steps. GRPO with beta 0 (no reference model), clip 0.2 both
-           sides, loss aggregation "grpo" on both (mean over each sequence's tokens, then over sequences; the
-           per-mini-batch loss is the same formula, see the parity check), group-scaled advantages.
-  no eval, no checkpoints, no sample files, no completion logging, TRL logging_steps past the end of the run.
-Each side runs in its own process (torch.set_num_threads(1)): warm-up steps, then timed steps. A ladkit step is
-one train_step() call (the product path, HF backend); a TRL step is the time between the ends of every second
-optimiser step (on_step_end callbacks), so it holds everything its training loop does. Tokens per step: real prompt
-plus completion tokens (EOS included) of the step's 128 sequences, counted from each side's own masks. Peak RSS:
-the child's VmHWM (whole process, imports included); RSS before training is reported beside it. Repeats alternate
-the sides (ABAB...); figures are medians over the pooled timed steps, the ratio carries a bootstrap 90% interval
-(repeats resampled, then steps within them) and the min/max of the per-repeat ratios.
+Lockstep: for each geometry, each contender lives in one persistent process (multiprocessing, spawn) that builds
+its side once and then runs single steps when told to. The driver alternates them step by step, rotating which
+goes first each round, so both see the same machine load at the same moments; a round's ratio is TRL's step time
+over ladkit's. The first `--warmup` rounds are dropped. Per geometry: the median of the per-round ratios with a
+bootstrap 90% interval (rounds resampled), each side's median step time, tokens per step and memory.
 
-Loss parity (benchmarks/trl_parity.py, asserted by tests/unit/test_trl_parity.py): ladkit's objective_loss("grpo")
-against TRL's GRPOTrainer._compute_loss on identical tensors, reported in the same record.
+The same work on both sides, every setting read from one ladkit TrainConfig (preset default, objective grpo):
+  model     "char": the built-in ~1M-parameter character Llama (countdown-trained), countdown compact prompts
+            and ladkit's exact countdown reward. "bpe": a random-init Qwen2 (hidden 64, 2 layers, tied
+            embeddings: ~3.3M parameters, 3.1M of them the embedding) with SmolLM2's 49,152-token BPE tokenizer,
+            the same countdown prompts and a text reward (the share of letters in the completion,
+            `letter_share` below) since a random model never solves countdown; it rarely samples EOS, so its
+            completions run to max_new_tokens. fp32, no gradient checkpointing, LoRA r16 alpha 32 on all linear
+            layers or full fine-tuning.
+  step      one generation batch: B prompts x G completions of at most T tokens at temperature 1 with HF generate
+            (TRL) or ladkit's HF backend, then `mini_batches` AdamW steps (lr 5e-4, betas 0.9/0.99, grad-norm
+            clip 1, constant schedule, each side's own default AdamW implementation), GRPO with beta 0, clip 0.2,
+            loss aggregation "grpo", group-scaled advantages. TRL: per_device_train_batch_size B*G/mini_batches,
+            steps_per_generation mini_batches, num_iterations 1; its step is the time from the release of one
+            generation batch's first optimiser step to the end of its last (a blocking callback at every
+            mini_batches-th on_step_end). ladkit: one train_step() call, the product path.
+  reward    the same function on both sides: ladkit's task.score (TRL gets it as a reward function).
+  no eval, checkpoints, sample files, completion logging or TRL logging inside the timed window.
+Memory, per side: RSS at the start of training (model, optimiser, trainer built), the whole-process peak (VmHWM)
+and the growth during training (VmHWM after the timed steps minus that start RSS; the peak is reset through
+/proc/self/clear_refs before the first step, so start-up does not count).
 
-Writes benchmarks/results/trl_compare.json and prints the same record as one JSON line.
+Loss parity (benchmarks/trl_parity.py, asserted by tests/unit/test_trl_parity.py) goes in the same record.
+Writes benchmarks/results/trl_compare.json (`--out`) and prints the record as one JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
+import multiprocessing as mp
 import os
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
 from bench_env import environment, write_record  # benchmarks/bench_env.py (the script's own folder is on sys.path)
-from trl_parity import CLIP, import_trl, loss_parity
 
 SIDES = ("ladkit", "trl")
 LOSS_TYPE = "grpo"  # ladkit grpo.aggregation == TRL loss_type
-TRAIN_SIZE, EVAL_SIZE = 512, 8  # countdown problems; 512 covers 23 steps x 16 prompts without reuse
+CLIP = 0.2
+TRAIN_SIZE, EVAL_SIZE = 1000, 8  # countdown problems
 
 
-# ------------------------------------------------------------------------------------------- shared settings
+@dataclass(frozen=True)
+class Geometry:
+    model: str  # "char" (built-in countdown Llama) or "bpe" (random Qwen2 with SmolLM2's BPE vocabulary)
+    lora: bool
+    prompts: int  # B
+    group_size: int  # G
+    max_new_tokens: int  # T
+    mini_batches: int
+
+    @property
+    def name(self) -> str:
+        tune = "lora" if self.lora else "full"
+        return f"{self.model}-{tune}-B{self.prompts}-G{self.group_size}-T{self.max_new_tokens}-mb{self.mini_batches}"
 
 
-def ladkit_config(args):
-    """The one TrainConfig both sides read their settings from: the default preset with GRPO."""
+# One factor at a time around two centres (the old benchmark's geometry for the character model; a small batch
+# for the BPE model), plus corners: prompts 2..16, G 4..16, T 16..128, 1 and 2 mini-batches, LoRA and full.
+SWEEP = (
+    Geometry("char", True, 16, 8, 16, 2),
+    Geometry("char", True, 2, 8, 16, 1),
+    Geometry("char", True, 2, 8, 16, 2),
+    Geometry("char", True, 8, 4, 16, 1),
+    Geometry("char", False, 16, 8, 16, 2),
+    Geometry("char", False, 2, 8, 16, 1),
+    Geometry("bpe", True, 2, 8, 16, 1),
+    Geometry("bpe", True, 2, 8, 16, 2),
+    Geometry("bpe", False, 2, 8, 16, 1),
+    Geometry("bpe", True, 8, 8, 16, 2),
+    Geometry("bpe", True, 16, 8, 16, 2),
+    Geometry("bpe", True, 4, 16, 16, 1),
+    Geometry("bpe", True, 2, 8, 64, 1),
+    Geometry("bpe", True, 2, 8, 128, 1),
+    Geometry("bpe", False, 4, 8, 128, 2),
+)
+QUICK = (Geometry("char", True, 2, 4, 8, 1), Geometry("bpe", False, 2, 4, 8, 2))
+
+
+def letter_share(completion: str, example) -> float:
+    """The reward of the "bpe" geometries: the share of ASCII letters among the completion's characters (a
+    deterministic text score with spread inside a group, for a random model that never solves countdown)."""
+    return sum(c.isascii() and c.isalpha() for c in completion) / max(1, len(completion))
+
+
+def build_bpe_model(folder: Path) -> Path:
+    """A random-init Qwen2 (hidden 64, 2 layers, tied embeddings) with SmolLM2's BPE tokenizer, saved to `folder`."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ladkit.models.loading import resolve_model_path
+    from ladkit.models.tiny import tiny_config
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("smollm2-135m-instruct"))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    config = tiny_config(
+        "qwen2",
+        len(tokenizer),
+        max_positions=512,
+        bos_token_id=tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def ladkit_config(geometry: Geometry, model_path: str, seed: int):
+    """The one TrainConfig both sides read their settings from: preset default with GRPO at this geometry."""
     from ladkit.training.resolve import resolve
 
     overrides = [
+        f"model.name_or_path={model_path}",
+        f"model.lora={str(geometry.lora).lower()}",
+        "model.dtype=float32",
         "objective=grpo",
         f"grpo.aggregation={LOSS_TYPE}",
         f"grpo.epsilon_low={CLIP}",
         f"grpo.epsilon_high={CLIP}",
         "grpo.beta=0.0",
-        f"prompts_per_step={args.prompts}",
-        f"group_size={args.group_size}",
-        f"rollout.max_new_tokens={args.max_new_tokens}",
+        f"prompts_per_step={geometry.prompts}",
+        f"group_size={geometry.group_size}",
+        f"rollout.max_new_tokens={geometry.max_new_tokens}",
         "rollout.temperature=1.0",
-        "mini_batches=2",
+        f"mini_batches={geometry.mini_batches}",
         "samples_every=0",
         "tracked_prompts=0",
         "eval_every=0",
         "checkpoint_every=0",
-        f"seed={args.seed}",
+        "checkpoint_every_s=0",
+        "threads=1",
+        f"seed={seed}",
         f"task.train_size={TRAIN_SIZE}",
         f"task.eval_size={EVAL_SIZE}",
     ]
-    return resolve(None, overrides, {})
+    if geometry.model == "bpe":
+        overrides += ["task.reward=trl_compare:letter_share"]
+    return resolve("default", overrides, {})
+
+
+# --------------------------------------------------------------------------------------------------- memory
 
 
 def _rss_mb(field: str) -> float:
@@ -91,85 +167,116 @@ def _rss_mb(field: str) -> float:
     return float("nan")
 
 
-# ----------------------------------------------------------------------------------------------- ladkit side
+class Memory:
+    """RSS at the start of training, the whole-process peak, and the peak growth during training."""
+
+    def start(self) -> None:
+        self.start_mb, self.startup_peak_mb = _rss_mb("VmRSS"), _rss_mb("VmHWM")
+        with contextlib.suppress(OSError):  # "5" resets VmHWM to the current RSS (Linux >= 4.0)
+            Path("/proc/self/clear_refs").write_text("5")
+
+    def record(self) -> dict:
+        training_peak = _rss_mb("VmHWM")
+        return {
+            "rss_train_start_mb": round(self.start_mb, 1),
+            "peak_rss_mb": round(max(self.startup_peak_mb, training_peak), 1),
+            "train_growth_mb": round(training_peak - self.start_mb, 1),
+        }
 
 
-def run_ladkit(args) -> dict:
-    """Warm-up then timed train_step() calls on a context from ladkit.training.setup.build."""
+# ------------------------------------------------------------------------------------------------- workers
+
+
+def worker(side: str, geometry: Geometry, model_path: str, seed: int, conn) -> None:
+    """One contender in its own process: build, then {"step"} -> one step's record, {"stop"} -> memory record."""
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # `trl_compare:letter_share` for the custom reward
+    torch.set_num_threads(1)
+    try:
+        {"ladkit": _ladkit_worker, "trl": _trl_worker}[side](geometry, model_path, seed, conn)
+    except BaseException as error:  # the driver reports it with the side and geometry
+        conn.send({"error": f"{type(error).__name__}: {error}"})
+        raise
+
+
+def _ladkit_worker(geometry: Geometry, model_path: str, seed: int, conn) -> None:
     from ladkit.training.loop import train_step
     from ladkit.training.setup import build
 
     run_dir = Path(tempfile.mkdtemp(prefix="trl_compare_ladkit_"))
     try:
-        ctx = build(ladkit_config(args), run_dir)
-        times, tokens, lengths, rewards, profiler = [], [], [], [], None
-        rss_setup = _rss_mb("VmRSS")
-        for step in range(args.warmup + args.steps):
-            if step == args.warmup and args.profile:
-                profiler = _start_profile()
+        ctx, memory = build(ladkit_config(geometry, model_path, seed), run_dir), Memory()
+        memory.start()
+        conn.send({"ready": True})
+        step = 0
+        while conn.recv() == "step":
             start = time.perf_counter()
             row = train_step(ctx, step)
             elapsed = time.perf_counter() - start
-            if step >= args.warmup:
-                times.append(elapsed)
-                tokens.append(round(row["perf/tokens_per_s"] * row["perf/step_time_s"]))  # attention-mask sum
-                lengths.append(row["completion/length_mean"])
-                rewards.append(row["reward/mean"])
+            tokens = round(row["perf/tokens_per_s"] * row["perf/step_time_s"])  # attention-mask sum
+            conn.send({"step_s": elapsed, "tokens": tokens, "completion_length": row["completion/length_mean"],
+                       "reward": row["reward/mean"]})  # fmt: skip
+            step += 1
+        conn.send(memory.record())
         ctx.backend.close()
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
-    return _child_record(times, tokens, lengths, rewards, rss_setup, profiler, LADKIT_STAGES)
 
 
-# -------------------------------------------------------------------------------------------------- TRL side
-
-
-def run_trl(args) -> dict:
-    """The same work through TRL's GRPOTrainer.train(): every second optimiser step is one generation batch."""
+def _trl_worker(geometry: Geometry, model_path: str, seed: int, conn) -> None:
+    """TRL's own train() loop, held at the end of every generation batch by a callback that waits for "step"."""
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl_parity import import_trl
 
-    from ladkit.models.loading import resolve_model_path
     from ladkit.tasks import make_task
 
     trainer_cls, config_cls = import_trl()
-    config = ladkit_config(args)
+    config = ladkit_config(geometry, model_path, seed)
     task = make_task(config.task)
-    examples, reward_means = task.train_examples(), []
+    examples, batch = task.train_examples(), {}
 
-    def countdown_reward(prompts, completions, example_index, **_) -> list[float]:
-        """ladkit's countdown reward as a TRL reward function (extra dataset columns arrive as keyword lists)."""
+    def reward(prompts, completions, example_index, **_) -> list[float]:
+        """ladkit's task.score as a TRL reward function (extra dataset columns arrive as keyword lists)."""
         rewards = [r.reward for r in task.score(completions, [examples[i] for i in example_index])]
-        reward_means.append(statistics.mean(rewards))
+        batch["reward"] = statistics.mean(rewards)
         return rewards
 
     class CountingTrainer(trainer_cls):
         """GRPOTrainer that records each generation batch's real prompt + completion tokens and mean length."""
 
-        batches: list[tuple[int, float]] = []
-
         def _generate_and_score_completions(self, inputs):
             out = super()._generate_and_score_completions(inputs)
             completion = float(out["completion_mask"].sum())
-            self.batches.append((int(out["prompt_mask"].sum()) + int(completion), completion / len(inputs)))
+            batch["tokens"] = int(out["prompt_mask"].sum()) + int(completion)
+            batch["completion_length"] = completion / len(inputs)
             return out
 
-    mini = config.mini_batches
-    ends, state = [], {"profiler": None}
+    mini, memory, clock = geometry.mini_batches, Memory(), {}
 
-    class Clock(TrainerCallback):
-        def on_train_begin(self, *_, **__):
-            ends.append(time.perf_counter())
+    class Lockstep(TrainerCallback):
+        def _wait(self, control):
+            if conn.recv() != "step":
+                control.should_training_stop = True
+            clock["start"] = time.perf_counter()
 
-        def on_step_end(self, _args, train_state, *_, **__):
-            if train_state.global_step % mini == 0:  # the end of one generation batch's optimiser steps
-                ends.append(time.perf_counter())
-                if train_state.global_step == mini * args.warmup and args.profile:
-                    state["profiler"] = _start_profile()
+        def on_train_begin(self, _args, _state, control, **__):
+            memory.start()
+            conn.send({"ready": True})
+            self._wait(control)
 
-    path = resolve_model_path(config.model.name_or_path)
+        def on_step_end(self, _args, train_state, control, **__):
+            if train_state.global_step % mini:
+                return
+            conn.send({"step_s": time.perf_counter() - clock["start"], **batch})
+            self._wait(control)
+
+    path = model_path
     model, tokenizer = AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
     lora = LoraConfig(
         r=config.model.lora_rank,
         lora_alpha=config.model.lora_alpha,
@@ -180,7 +287,7 @@ def run_trl(args) -> dict:
     )
     dataset = Dataset.from_list([{"prompt": e.prompt, "example_index": i} for i, e in enumerate(examples)])
     out_dir = Path(tempfile.mkdtemp(prefix="trl_compare_trl_"))
-    steps = mini * (args.warmup + args.steps)
+    steps = mini * 100_000  # the driver stops it
     trl_args = config_cls(
         output_dir=str(out_dir), seed=config.seed, use_cpu=True, bf16=False, fp16=False, gradient_checkpointing=False,
         per_device_train_batch_size=config.prompts_per_step * config.group_size // mini, steps_per_generation=mini,
@@ -197,197 +304,157 @@ def run_trl(args) -> dict:
     try:
         trainer = CountingTrainer(
             model=model,
-            reward_funcs=countdown_reward,
+            reward_funcs=reward,
             args=trl_args,
             train_dataset=dataset,
             processing_class=tokenizer,
-            peft_config=lora,
-            callbacks=[Clock()],
+            peft_config=lora if geometry.lora else None,
+            callbacks=[Lockstep()],
         )
-        rss_setup = _rss_mb("VmRSS")
         trainer.train()
+        conn.send(memory.record())
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
-    times = [b - a for a, b in zip(ends, ends[1:])][args.warmup :]
-    timed = CountingTrainer.batches[args.warmup :]
-    tokens, lengths = [t for t, _ in timed], [n for _, n in timed]
-    return _child_record(times, tokens, lengths, reward_means[args.warmup :], rss_setup, state["profiler"], TRL_STAGES)
 
 
-# ------------------------------------------------------------------------------------------------- profiling
-
-# Where a step's time goes: cumulative time of these functions (file suffix, function name), per timed step.
-# "HF generate" is transformers' GenerationMixin.generate on both sides.
-LADKIT_STAGES = {
-    "rollout (HF generate)": ("generation/utils.py", "generate"),
-    "rollout: ladkit sampler processors": ("ladkit/rollout/hf.py", "__call__"),
-    "rollout: one prefill per prompt": ("ladkit/rollout/hf.py", "_shared_prompt_pass"),
-    "reward": ("ladkit/scoring.py", "score"),
-    "batch + advantages": ("ladkit/training/collect.py", "build_batch"),
-    "pi_old log-probs (no grad; mini-batch 2 only)": ("ladkit/training/optimise.py", "recompute"),
-    "policy forward (mini-batch 1's also gives its pi_old)": ("ladkit/training/optimise.py", "train_forward"),
-    "objective loss": ("ladkit/training/optimise.py", "micro_batch_loss"),
-    "backward": ("torch/_tensor.py", "backward"),
-    "optimiser step": ("torch/optim/adam.py", "step"),  # AdamW subclasses Adam
-    "metrics": ("ladkit/training/metrics.py", "diversity_metrics"),
-}
-TRL_STAGES = {
-    "rollout (HF generate)": ("generation/utils.py", "generate"),
-    "reward": ("trl/trainer/grpo_trainer.py", "_calculate_rewards"),
-    "generate + score + pi_old (all)": ("trl/trainer/grpo_trainer.py", "_generate_and_score_completions"),
-    "log-prob forwards (pi_old + policy)": ("trl/trainer/grpo_trainer.py", "_get_per_token_logps_and_entropies"),
-    "policy forward + loss": ("trl/trainer/grpo_trainer.py", "_compute_loss"),
-    "backward": ("accelerate/accelerator.py", "backward"),
-    "optimiser step": ("torch/optim/adam.py", "step"),  # AdamW subclasses Adam
-}
+# -------------------------------------------------------------------------------------------------- driver
 
 
-def _start_profile():
-    import cProfile
+class Contender:
+    """A worker process and its end of the pipe."""
 
-    profiler = cProfile.Profile()
-    profiler.enable()
-    return profiler
+    def __init__(self, side: str, geometry: Geometry, model_path: str, seed: int):
+        parent, child = mp.get_context("spawn").Pipe()
+        self.side, self.conn = side, parent
+        self.process = mp.get_context("spawn").Process(
+            target=worker, args=(side, geometry, model_path, seed, child), daemon=True
+        )
+        self.process.start()
 
+    def receive(self) -> dict:
+        message = self.conn.recv()
+        if "error" in message:
+            raise RuntimeError(f"{self.side} worker failed: {message['error']}")
+        return message
 
-def _profile_summary(profiler, stages: dict, steps: int, top: int = 12) -> dict:
-    """Seconds per step in each named stage, and the functions with the most own time (tottime)."""
-    import pstats
-
-    profiler.disable()
-    table = pstats.Stats(profiler).stats  # (file, line, name) -> (calls, primitive calls, tottime, cumtime, callers)
-    out = {}
-    for label, (suffix, name) in stages.items():
-        cum = sum(v[3] for (f, _, n), v in table.items() if n == name and f.endswith(suffix))
-        out[label] = round(cum / steps, 4)
-    own = sorted(table.items(), key=lambda kv: -kv[1][2])[:top]
-    hot = {f"{Path(f).parent.name}/{Path(f).name}:{n}": round(v[2] / steps, 4) for (f, _, n), v in own}
-    return {"stage_s_per_step": out, "top_own_time_s_per_step": hot}
-
-
-def _child_record(times, tokens, lengths, rewards, rss_setup, profiler, stages) -> dict:
-    record = {
-        "step_s": times,
-        "tokens": tokens,
-        "completion_length_mean": statistics.mean(lengths),
-        "reward_mean": statistics.mean(rewards),  # the rollouts' mean countdown reward (a wiring check)
-        "rss_before_train_mb": round(rss_setup, 1),
-        "peak_rss_mb": round(_rss_mb("VmHWM"), 1),
-    }
-    if profiler is not None:
-        record["profile"] = _profile_summary(profiler, stages, len(times))
-    return record
+    def close(self) -> dict:
+        self.conn.send("stop")
+        record = self.receive()
+        self.process.join(timeout=60)
+        return record
 
 
-# --------------------------------------------------------------------------------------------------- driver
+def lockstep(geometry: Geometry, model_path: str, rounds: int, warmup: int, seed: int) -> dict:
+    """Both contenders built, then `warmup + rounds` rounds of one step each, the order rotating per round."""
+    contenders = {side: Contender(side, geometry, model_path, seed) for side in SIDES}
+    try:
+        for contender in contenders.values():  # built one after the other would also do: both wait when ready
+            contender.receive()
+        steps = {side: [] for side in SIDES}
+        for r in range(warmup + rounds):
+            order = SIDES if r % 2 == 0 else SIDES[::-1]
+            for side in order:
+                contenders[side].conn.send("step")
+                steps[side].append(contenders[side].receive())
+        memory = {side: contenders[side].close() for side in SIDES}
+    finally:
+        for contender in contenders.values():
+            if contender.process.is_alive():
+                contender.process.kill()
+    return {side: {"steps": steps[side][warmup:], **memory[side]} for side in SIDES}
 
 
-def run_child(side: str, args, profile: bool = False) -> dict:
-    """One side in a fresh process; its last stdout line is its JSON record."""
-    argv = [sys.executable, __file__, "--side", side, "--steps", str(args.profile_steps if profile else args.steps)]
-    argv += ["--warmup", str(args.warmup), "--prompts", str(args.prompts), "--group-size", str(args.group_size)]
-    argv += ["--max-new-tokens", str(args.max_new_tokens), "--seed", str(args.seed)] + (
-        ["--profile"] if profile else []
-    )
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"{side} child failed ({done.returncode}):\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def summarise(runs: dict[str, list[dict]], bootstrap: int) -> dict:
-    """Per side: medians over pooled timed steps; TRL/ladkit ratio with a two-level bootstrap 90% interval."""
-    out = {}
-    for side, records in runs.items():
-        times = [s for r in records for s in r["step_s"]]
-        rates = [tok / s for r in records for tok, s in zip(r["tokens"], r["step_s"])]
-        out[side] = {
-            "step_s_median": round(statistics.median(times), 4),
-            "step_s_min": round(min(times), 4),
-            "step_s_median_per_repeat": [round(statistics.median(r["step_s"]), 4) for r in records],
-            "tokens_per_s_median": round(statistics.median(rates), 1),
-            "tokens_per_step_median": statistics.median(t for r in records for t in r["tokens"]),
-            "completion_length_mean": round(statistics.mean(r["completion_length_mean"] for r in records), 2),
-            "reward_mean": round(statistics.mean(r["reward_mean"] for r in records), 3),
-            "peak_rss_mb_median": round(statistics.median(r["peak_rss_mb"] for r in records), 1),
-            "rss_before_train_mb_median": round(statistics.median(r["rss_before_train_mb"] for r in records), 1),
-        }
-    ladkit, trl = runs["ladkit"], runs["trl"]
-    rng, ratios = random.Random(0), []
+def summarise(geometry: Geometry, raw: dict, bootstrap: int) -> dict:
+    """Medians per side; the per-round ratio TRL/ladkit: its median with a bootstrap 90% interval over rounds."""
+    ratios = [t["step_s"] / lad["step_s"] for lad, t in zip(raw["ladkit"]["steps"], raw["trl"]["steps"], strict=True)]
+    rng, medians = random.Random(0), []
     for _ in range(bootstrap):
-        picks = [rng.randrange(len(ladkit)) for _ in ladkit]  # resample repeat pairs, then steps within each
-
-        trl_steps, ladkit_steps = (_resample(records, picks, rng) for records in (trl, ladkit))
-        ratios.append(statistics.median(trl_steps) / statistics.median(ladkit_steps))
-    ratios.sort()
-    per_repeat = [statistics.median(b["step_s"]) / statistics.median(a["step_s"]) for a, b in zip(ladkit, trl)]
-    ratio = out["trl"]["step_s_median"] / out["ladkit"]["step_s_median"]
-    out["ratio_trl_over_ladkit"] = {
-        "step_time": round(ratio, 3),
-        "step_time_90ci": [round(ratios[int(0.05 * bootstrap)], 3), round(ratios[int(0.95 * bootstrap) - 1], 3)],
-        "step_time_per_repeat_min_max": [round(min(per_repeat), 3), round(max(per_repeat), 3)],
-        "tokens_per_s": round(out["ladkit"]["tokens_per_s_median"] / out["trl"]["tokens_per_s_median"], 3),
-        "peak_rss": round(out["trl"]["peak_rss_mb_median"] / out["ladkit"]["peak_rss_mb_median"], 3),
+        medians.append(statistics.median(rng.choices(ratios, k=len(ratios))))
+    medians.sort()
+    out = {"geometry": asdict(geometry), "name": geometry.name}
+    for side in SIDES:
+        steps = raw[side]["steps"]
+        out[side] = {
+            "step_s_median": round(statistics.median(s["step_s"] for s in steps), 4),
+            "step_s": [round(s["step_s"], 4) for s in steps],
+            "tokens_per_step_median": statistics.median(s["tokens"] for s in steps),
+            "completion_length_mean": round(statistics.mean(s["completion_length"] for s in steps), 2),
+            "reward_mean": round(statistics.mean(s["reward"] for s in steps), 3),
+            **{k: v for k, v in raw[side].items() if k != "steps"},
+        }
+    out["ratio"] = {
+        "median": round(statistics.median(ratios), 3),
+        "ci90": [round(medians[int(0.05 * bootstrap)], 3), round(medians[int(0.95 * bootstrap) - 1], 3)],
+        "per_round_min_max": [round(min(ratios), 3), round(max(ratios), 3)],
     }
-    out["target_1.3x_met"] = ratio >= 1.3
-    out["target_1.3x_met_at_ci_low"] = ratios[int(0.05 * bootstrap)] >= 1.3
     return out
 
 
-def _resample(records: list[dict], picks: list[int], rng: random.Random) -> list[float]:
-    """The pooled step times of the picked repeats, each repeat's steps resampled with replacement."""
-    return [s for i in picks for s in rng.choices(records[i]["step_s"], k=len(records[i]["step_s"]))]
+def sweep_summary(results: list[dict]) -> dict:
+    """The minimum, median and maximum of the geometries' median ratios, each with its geometry."""
+    ordered = sorted(results, key=lambda r: r["ratio"]["median"])
+    middle = ordered[len(ordered) // 2]
+
+    def at(entry: dict) -> dict:
+        return {"ratio": entry["ratio"]["median"], "ci90": entry["ratio"]["ci90"], "geometry": entry["name"]}
+
+    return {
+        "min": at(ordered[0]),
+        "median": at(middle),
+        "max": at(ordered[-1]),
+        "median_of_ratios": round(statistics.median(r["ratio"]["median"] for r in results), 3),
+        "geometries_at_or_above_1.3x": sum(r["ratio"]["median"] >= 1.3 for r in results),
+        "geometries": len(results),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=4, help="child processes per side, alternating ABAB...")
-    parser.add_argument("--steps", type=int, default=20, help="timed steps (generation batches) per child")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
-    parser.add_argument("--prompts", type=int, default=16, help="B, prompts per step")
-    parser.add_argument("--group-size", type=int, default=8, help="G, completions per prompt")
-    parser.add_argument("--max-new-tokens", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=10, help="timed lockstep rounds per geometry")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bootstrap", type=int, default=2000)
-    parser.add_argument("--profile-steps", type=int, default=8, help="steps of one cProfile'd child per side (0: none)")
-    parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)  # child mode
-    parser.add_argument("--profile", action="store_true", help=argparse.SUPPRESS)  # child mode
+    parser.add_argument("--only", default=None, help="comma-separated geometry names (default: the whole sweep)")
+    parser.add_argument("--quick", action="store_true", help="two tiny geometries, 2 rounds (a smoke test)")
+    parser.add_argument("--no-parity", action="store_true", help="leave the loss parity check out of the record")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "trl_compare.json"))
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    if args.side:
-        print(json.dumps({"ladkit": run_ladkit, "trl": run_trl}[args.side](args)))
-        return
-    parity = loss_parity()
-    runs = {side: [] for side in SIDES}
-    for _ in range(args.repeats):
-        for side in SIDES:
-            runs[side].append(run_child(side, args))
-    profile = {side: run_child(side, args, profile=True)["profile"] for side in SIDES} if args.profile_steps else {}
+    os.environ.update(TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    geometries = QUICK if args.quick else SWEEP
+    if args.only:
+        wanted = set(args.only.split(","))
+        geometries = tuple(g for g in SWEEP + QUICK if g.name in wanted)
+    rounds, warmup = (2, 1) if args.quick else (args.rounds, args.warmup)
+
+    from ladkit.models.loading import resolve_model_path
+
+    results = []
+    with tempfile.TemporaryDirectory(prefix="trl_compare_bpe_") as folder:
+        paths = {"char": resolve_model_path("builtin")}
+        if any(g.model == "bpe" for g in geometries):
+            paths["bpe"] = str(build_bpe_model(Path(folder)))
+        for geometry in geometries:
+            started = time.monotonic()
+            raw = lockstep(geometry, paths[geometry.model], rounds, warmup, args.seed)
+            results.append(summarise(geometry, raw, args.bootstrap))
+            ratio, took = results[-1]["ratio"], time.monotonic() - started
+            print(f"[trl_compare] {geometry.name}: TRL/ladkit {ratio['median']} {ratio['ci90']} ({took:.0f} s)",
+                  file=sys.stderr, flush=True)  # fmt: skip
     record = {
         "benchmark": "trl_compare",
-        **summarise(runs, args.bootstrap),
-        "loss_parity": parity,
-        "profile": profile,
-        "settings": {
-            "model": "builtin char Llama (~1M params) + LoRA r16 a32 all-linear, fp32",
-            "task": "countdown, compact prompts",
-            "prompts": args.prompts,
-            "group_size": args.group_size,
-            "max_new_tokens": args.max_new_tokens,
-            "temperature": 1.0,
-            "optimiser_steps_per_step": 2,
-            "loss_type": LOSS_TYPE,
-            "clip": CLIP,
-            "beta": 0.0,
-            "threads": 1,
-        },
-        "raw": {side: [{k: v for k, v in r.items() if k != "profile"} for r in recs] for side, recs in runs.items()},
-        "args": vars(args),
+        "method": "lockstep: persistent process per side, one step each in turn, order rotating per round",
+        "rounds": rounds,
+        "warmup_rounds": warmup,
+        "sweep": sweep_summary(results),
+        "geometries": results,
+        "settings": {"loss_type": LOSS_TYPE, "clip": CLIP, "beta": 0.0, "threads": 1, "temperature": 1.0},
         "loadavg_end": [round(x, 2) for x in os.getloadavg()],
-        **environment("torch", "transformers", "peft", "accelerate", "datasets", "trl"),
+        "environment": environment("torch", "transformers", "peft", "accelerate", "datasets", "trl"),
     }
+    if not args.no_parity:
+        from trl_parity import loss_parity
+
+        record["loss_parity"] = loss_parity()
     write_record(record, args.out)
 
 

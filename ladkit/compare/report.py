@@ -1,6 +1,7 @@
-"""The comparison as figures: curves with CI bands per group, pass@k against k, and the advantage-induced vs
-policy-induced distribution of tracked prompts with a slider over steps; all in one self-contained HTML
-file (plotly.js inlined once, so it opens offline).
+"""The comparison as figures: curves with CI bands per group, pass@k against k, held-out accuracy against
+diversity (pass@1 against dist-4, one point per group), and the advantage-induced vs policy-induced
+distribution of tracked prompts with a slider over steps; all in one self-contained HTML file (plotly.js
+inlined once, so it opens offline).
 """
 
 from __future__ import annotations
@@ -239,9 +240,75 @@ def tracked_prompts(comparison: Comparison, limit: int = MAX_TRACKED_PROMPTS) ->
     return pairs
 
 
+def latest_eval(run: Run, key: str) -> float | None:
+    """`key` (an eval/ metric) at a run's latest evaluation that logged it: eval.jsonl first, then metrics."""
+    for rows in (run.eval_rows, run.rows):
+        for row in sorted(rows, key=lambda r: r["step"], reverse=True):
+            value = row.get(key)
+            if isinstance(value, (int, float)) and np.isfinite(value):
+                return float(value)
+    return None
+
+
+TRADEOFF = (("eval/dist4", "held-out dist-4 (diversity)"), ("eval/pass@1", "held-out pass@1 (accuracy)"))
+
+
+def tradeoff_figure(comparison: Comparison) -> go.Figure | None:
+    """Accuracy against diversity at the latest held-out evaluation: one point per group at the mean over its
+    seeds, with 95% t intervals over seeds on both axes, and each run as a faint dot. Where a knob moves a
+    method along a trade-off (LAD's 1/eta: a sweep is one group per value), the points trace it. None when no
+    group has both values."""
+    (x_key, x_title), (y_key, y_title) = TRADEOFF
+    fig, drawn = go.Figure(), False
+    for number, (group, runs) in enumerate(comparison.groups.items()):
+        points = [(latest_eval(run, x_key), latest_eval(run, y_key)) for run in runs]
+        points = [(x, y) for x, y in points if x is not None and y is not None]
+        if not points:
+            continue
+        drawn, colour = True, COLOURS[number % len(COLOURS)]
+        x_est, y_est = (mean_estimate([[p[i]] for p in points]) for i in (0, 1))
+        fig.add_scatter(
+            x=[p[0] for p in points], y=[p[1] for p in points], mode="markers", showlegend=False,
+            marker={"color": _rgba(colour, 0.35), "size": 6}, hoverinfo="skip",
+        )  # fmt: skip
+        fig.add_scatter(
+            x=[x_est.mean],
+            y=[y_est.mean],
+            mode="markers+text",
+            name=group,
+            text=[group],
+            textposition="top center",
+            marker={"color": colour, "size": 11},
+            error_x=_error_bar(x_est),
+            error_y=_error_bar(y_est),
+        )
+    if not drawn:
+        return None
+    fig.update_layout(
+        title="accuracy against diversity (latest held-out evaluation; mean over seeds, 95% t interval)",
+        template="plotly_white",
+        height=420,
+        xaxis={"title": x_title},
+        yaxis={"title": y_title},
+    )
+    return fig
+
+
+def _error_bar(estimate) -> dict:
+    """A plotly error bar from a mean estimate's interval (none with one seed)."""
+    if not estimate.has_interval:
+        return {"visible": False}
+    return {"type": "data", "symmetric": False, "array": [estimate.high - estimate.mean],
+            "arrayminus": [estimate.mean - estimate.low]}  # fmt: skip
+
+
 def report_figures(comparison: Comparison) -> list[go.Figure]:
-    """Curves, pass@k, and each tracked prompt (up to MAX_TRACKED_PROMPTS) for the first run of each group."""
+    """Curves, pass@k, accuracy against diversity, and each tracked prompt (up to MAX_TRACKED_PROMPTS) for the
+    first run of each group."""
     figures = [curves_figure(comparison), pass_at_k_figure(comparison)]
+    tradeoff = tradeoff_figure(comparison)
+    if tradeoff is not None:
+        figures.append(tradeoff)
     for example_id, run in tracked_prompts(comparison):
         figure = tracked_figure(run, example_id)
         if figure is not None:

@@ -93,3 +93,33 @@ def test_reaggregate_recomputes_intervals_in_place(claims, tmp_path, monkeypatch
     again = json.loads(path.read_text())
     assert again["main"]["grpo"]["metrics"]["pass@1"]["value"]["ci95"] == [-0.0484, 0.4484]
     assert again["wall_s"] == 5.0 and "Welch" in again["value"] and again["reaggregated"]
+
+
+def test_number_words(claims):
+    cases = {0: "zero", 13: "thirteen", 40: "forty", 42: "forty-two", 100: "one hundred",
+             342: "three hundred forty-two", 910: "nine hundred ten", 999: "nine hundred ninety-nine"}  # fmt: skip
+    assert {n: claims.number_words(n) for n in cases} == cases
+
+
+def test_real_grid_data_is_deterministic_and_disjoint(claims, tmp_path):
+    train, held_out = claims.write_number_words(tmp_path / "a")
+    again = claims.write_number_words(tmp_path / "b")
+    assert [p.read_text() for p in (train, held_out)] == [p.read_text() for p in again]  # same files anywhere
+    rows = {path.name: [json.loads(line) for line in path.read_text().splitlines()] for path in (train, held_out)}
+    assert (len(rows["train.jsonl"]), len(rows["eval.jsonl"])) == (836, 64)
+    answers = [{r["answer"] for r in part} for part in rows.values()]
+    assert not answers[0] & answers[1] and len(answers[0] | answers[1]) == 900  # 100..999, each once
+    row = rows["eval.jsonl"][0]
+    assert [m["role"] for m in row["messages"]] == ["system", "user", "assistant", "user", "assistant", "user"]
+    question = row["messages"][-1]["content"]
+    assert question == f"Write {claims.number_words(int(row['answer']))} as a number."
+
+
+def test_real_grid_commands(claims, tmp_path):
+    grid = claims.GRIDS["real"]
+    argv = claims.command(tmp_path / "kl-cov-s1", "kl-cov", 1, False, grid)
+    assert argv[:3] == ["nice", "-n", "19"] and argv[argv.index("--objective") + 1] == "kl_cov"
+    assert argv[argv.index("--model") + 1] == "smollm2-135m-instruct" and argv[argv.index("--seed") + 1] == "1"
+    knob = claims.command(tmp_path / "x", "lad-js-inv_eta16", 0, False, grid)
+    assert "lad.inv_eta=16" in knob and knob[knob.index("--divergence") + 1] == "js"
+    assert set(grid["main"]) == {"grpo", "lad-js", "flowrl", "clip-cov", "kl-cov", "ent-adv"}

@@ -103,3 +103,41 @@ def test_tracked_titles_show_the_question_not_the_chat_template(make_run, tmp_pa
     runs, notes = load_runs([tmp_path])
     (figure,) = report_figures(compare_runs(runs, metrics=["reward/mean"], notes=notes))[2:]
     assert figure.layout.title.text.endswith("<br><sub>Make 24 from 3, 5, 7, 2.</sub>")
+
+
+def test_tradeoff_figure_places_each_group_at_its_seed_mean(write_rows, tmp_path):
+    """One point per group at the mean of its runs' latest held-out (dist-4, pass@1), with 95% t intervals:
+    two seeds at pass@1 0.2 and 0.4 -> mean 0.3, half-width t(0.975, 1) * sd / sqrt(2) = 12.706 * 0.1 = 1.2706."""
+    from ladkit.compare.report import report_figures, tradeoff_figure
+
+    evals = {"grpo": [(0.60, 0.2), (0.62, 0.4)], "lad": [(0.70, 0.25), (0.70, 0.25)]}
+    for group, points in evals.items():
+        for seed, (dist4, pass1) in enumerate(points):
+            rows = [
+                {"step": 0, "reward/mean": 0.1, "eval/pass@1": 0.9, "eval/dist4": 0.1},  # earlier: not the latest
+                {"step": 1, "reward/mean": 0.2},
+                {"step": 2, "eval/pass@1": pass1, "eval/dist4": dist4},
+            ]
+            write_rows(f"{group}-s{seed}", group, rows, seed=seed)
+    write_rows("flowrl-s0", "flowrl", [{"step": 0, "reward/mean": 0.3}])  # no eval: no point
+    runs, notes = load_runs([tmp_path])
+    comparison = compare_runs(runs, metrics=["reward/mean"], notes=notes)
+    figure = tradeoff_figure(comparison)
+    grpo, lad, flowrl = (next(g for g in comparison.groups if g.startswith(m)) for m in ("grpo", "lad", "flowrl"))
+    means = {trace.name: (trace.x[0], trace.y[0]) for trace in figure.data if trace.showlegend is not False}
+    assert means[grpo] == pytest.approx((0.61, 0.3)) and means[lad] == pytest.approx((0.70, 0.25))
+    assert flowrl not in means
+    grpo = next(trace for trace in figure.data if trace.name == grpo)
+    assert grpo.error_y.array[0] == pytest.approx(12.7062 * 0.1, rel=1e-4)
+    lad = next(trace for trace in figure.data if trace.name == lad)
+    assert lad.error_y.array[0] == pytest.approx(0.0)  # equal seeds: a zero-width interval
+    titles = [f.layout.title.text for f in report_figures(comparison)]
+    assert titles[2].startswith("accuracy against diversity")  # after the curves and pass@k
+
+
+def test_no_tradeoff_figure_without_held_out_diversity(make_run, tmp_path):
+    from ladkit.compare.report import tradeoff_figure
+
+    make_run("grpo-s0", "grpo", [0.1, 0.2])
+    runs, notes = load_runs([tmp_path])
+    assert tradeoff_figure(compare_runs(runs, metrics=["reward/mean"], notes=notes)) is None
