@@ -62,11 +62,13 @@ class Geometry:
     group_size: int  # G
     max_new_tokens: int  # T
     mini_batches: int
+    objective: str = "grpo"  # "lad": ladkit's LAD defaults on both sides, TRL through LadkitGRPOTrainer
 
     @property
     def name(self) -> str:
         tune = "lora" if self.lora else "full"
-        return f"{self.model}-{tune}-B{self.prompts}-G{self.group_size}-T{self.max_new_tokens}-mb{self.mini_batches}"
+        name = f"{self.model}-{tune}-B{self.prompts}-G{self.group_size}-T{self.max_new_tokens}-mb{self.mini_batches}"
+        return name if self.objective == "grpo" else f"{name}-{self.objective}"
 
 
 # One factor at a time around two centres (the old benchmark's geometry for the character model; a small batch
@@ -131,7 +133,7 @@ def ladkit_config(geometry: Geometry, model_path: str, seed: int):
         f"model.name_or_path={model_path}",
         f"model.lora={str(geometry.lora).lower()}",
         "model.dtype=float32",
-        "objective=grpo",
+        f"objective={geometry.objective}",
         f"grpo.aggregation={LOSS_TYPE}",
         f"grpo.epsilon_low={CLIP}",
         f"grpo.epsilon_high={CLIP}",
@@ -234,7 +236,11 @@ def _trl_worker(geometry: Geometry, model_path: str, seed: int, conn) -> None:
     from ladkit.tasks import make_task
 
     trainer_cls, config_cls = import_trl()
-    config = ladkit_config(geometry, model_path, seed)
+    config, loss = ladkit_config(geometry, model_path, seed), {}
+    if geometry.objective == "lad":  # TRL's generation, rewards, advantages, pi_old and optimiser; ladkit's loss
+        from ladkit.integrations.trl import LadkitGRPOTrainer
+
+        trainer_cls, loss = LadkitGRPOTrainer, {"objective": "lad", "objective_config": config.objective_config}
     task = make_task(config.task)
     examples, batch = task.train_examples(), {}
 
@@ -310,6 +316,7 @@ def _trl_worker(geometry: Geometry, model_path: str, seed: int, conn) -> None:
             processing_class=tokenizer,
             peft_config=lora if geometry.lora else None,
             callbacks=[Lockstep()],
+            **loss,
         )
         trainer.train()
         conn.send(memory.record())
