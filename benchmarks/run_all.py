@@ -53,6 +53,8 @@ BENCHMARKS = [
     Benchmark("bandit_speed", "bandit_speed.py", ["--repeats", "5"], ["--repeats", "1"]),
     Benchmark("sandbox_speed", "sandbox_speed.py", [], ["--repeats", "2", "--executions", "10"]),
     Benchmark("paper_claims", "paper_claims.py", [], ["--quick"], True, "--out-dir"),
+    Benchmark("paper_claims_real", "paper_claims.py", ["--grid", "real"], ["--grid", "real", "--quick"], True,
+              "--out-dir"),
     Benchmark("compare_calibration", "compare_calibration.py", [], ["--trials", "100"], True, "--out"),
     Benchmark("gpu_check", "gpu_check.py", [], ["--steps", "2"], True, None, gpu=True),
 ]  # fmt: skip
@@ -246,6 +248,28 @@ def _claims(r: dict) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _claims_real(r: dict) -> list[tuple[str, str, str]]:
+    """The real-model grid: per method its held-out pass@1 / pass@8 and dist-4, and pass@1's difference to GRPO."""
+    rows = []
+    for name, group in {**r["main"], **{k: v for k, v in r["knobs"].items() if k not in r["main"]}}.items():
+        metrics = group["metrics"]
+        value = lambda key, m=metrics: m[key]["value"]["mean"]  # noqa: E731
+        delta = metrics["pass@1"].get("delta_vs_grpo")
+        versus = (
+            ""
+            if delta is None
+            else f"; pass@1 − GRPO {delta['mean']:+.3f} [{delta['ci95'][0]:+.3f}, {delta['ci95'][1]:+.3f}]"
+        )
+        rows.append(
+            (
+                f"SmolLM2-135M number words, {name} ({group['n_runs']} seeds): held-out pass@1 / pass@8, dist-4",
+                f"{value('pass@1'):.3f} / {value('pass@8'):.3f}, {value('dist4'):.3f}{versus}",
+                "report",
+            )
+        )
+    return rows
+
+
 def _pooled(r: dict) -> list[tuple[str, str, str]]:
     rows = []
     for name, group in r["main"].items():
@@ -290,6 +314,7 @@ HEADLINES: dict[str, Callable[[dict], list[tuple[str, str, str]]]] = {
     "sandbox_speed": _sandbox,
     "paper_claims": _claims,
     "paper_claims_pooled": _pooled,
+    "paper_claims_real": _claims_real,
     "compare_calibration": _calibration,
     "gpu_check": _gpu,
 }

@@ -1,11 +1,13 @@
-"""Benchmark: what each of the step's four work-savers buys (they made ladkit >= 1.3x TRL, point 2).
+"""Benchmark: what each of the step's five work-savers buys (trl_compare.py measures the whole step against TRL).
 
-The four, each exact in maths (only float rounding or the sampler's random stream changes):
+The five, each exact in maths (only float rounding or the sampler's random stream changes):
   shared_prompts   one prompt pass per group in the trainer's forwards (ladkit/models/logprobs.py; the
                    shared_prompt_pass setting, on by default on a CPU, off on a GPU)
   first_pi_old     the first mini-batch's pi_old from its own forward, no separate pass (training/optimise.py)
   shared_prefill   one prefill per distinct prompt in HF generate (rollout/hf.py)
   batched_sampler  one inverse-CDF draw for all rows per token, not torch.multinomial per row (rollout/hf.py)
+  merged_lora      sampling with the LoRA adapter merged into copies of the adapted weights (rollout/hf.py;
+                   rollout.hf_merge_lora, on by default on a CPU)
 Variants: all on (the default), each one off, all off. One process, the TRL side-by-side's geometry (GRPO,
 built-in model + LoRA, 16 prompts x G = 8, 16 new tokens, 2 mini-batches); before every step the LoRA weights
 and optimiser state are restored and the step index is reused, so every variant trains on the same prompts
@@ -27,7 +29,7 @@ from pathlib import Path
 import torch
 from bench_env import environment, write_record  # benchmarks/bench_env.py (the script's own folder is on sys.path)
 
-SAVERS = ("shared_prompts", "first_pi_old", "shared_prefill", "batched_sampler")
+SAVERS = ("shared_prompts", "first_pi_old", "shared_prefill", "batched_sampler", "merged_lora")
 VARIANTS = ("all on", *(f"no {s}" for s in SAVERS), "all off")
 
 
@@ -44,6 +46,7 @@ def switched_off(ctx, savers: set[str]):
     if "first_pi_old" in savers:
         loop.deterministic_forward = lambda model: False
     ctx.backend.batched_sampling = "batched_sampler" not in savers
+    ctx.backend.merge_lora = "merged_lora" not in savers
     try:
         yield
     finally:
@@ -51,6 +54,7 @@ def switched_off(ctx, savers: set[str]):
         hf._NO_SHARED_PROMPT_PASS.discard(ctx.model)
         loop.deterministic_forward = real_deterministic
         ctx.backend.batched_sampling = None
+        ctx.backend.merge_lora = None
 
 
 def off_set(variant: str) -> set[str]:
@@ -68,12 +72,15 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    from trl_compare import ladkit_config
+    from trl_compare import Geometry, ladkit_config
 
+    from ladkit.models.loading import resolve_model_path
     from ladkit.training.loop import train_step
     from ladkit.training.setup import build
 
-    ctx = build(ladkit_config(args), Path(tempfile.mkdtemp(prefix="step_ablation_")))
+    geometry = Geometry("char", True, args.prompts, args.group_size, args.max_new_tokens, 2)
+    config = ladkit_config(geometry, resolve_model_path("builtin"), args.seed)
+    ctx = build(config, Path(tempfile.mkdtemp(prefix="step_ablation_")))
     weights = [p.detach().clone() for p in ctx.parameters]
     optimiser = copy.deepcopy(ctx.optimizer.state_dict())
 
