@@ -1,7 +1,9 @@
-"""`hf` rollout backend: transformers `generate` on the training model itself (no copy, no weight sync).
+"""`hf` rollout backend: the training model itself samples (no copy, no weight sync), through transformers'
+`generate` or, for eager decoding, ladkit's own loop making the same model calls.
 
 Every prompt is repeated n times and the batch is left-padded, so prompts of different lengths share one
-`generate` call. The sampling happens in our own logits processors at the end of generate()'s chain:
+decoding batch. The sampling happens in our own logits processors at the end of generate()'s chain (the own
+loop calls the same three in the same order):
 1. temperature, top-k, top-p (transformers' own warpers, in vLLM's order);
 2. a recorder keeps log softmax(scores)[chosen token]: the sampler's log-prob with [N, T] memory instead of
    the [N, T, V] of `output_scores` / `output_logits` (gigabytes for a 150k vocabulary);
@@ -16,8 +18,9 @@ Shared prompt pass: the n rows of a prompt start from one prefill. Each distinct
 through the model once, the key/value cache is repeated to its rows, and generate() continues from it (its
 documented cache re-use), so the prefill costs B prompts, not B * n rows. Models whose cache cannot be
 repeated (ladkit.models.logprobs.run_shared_prompt_pass) prefill every row, as before.
-Decode modes (`decode`): "eager" (a dynamic cache, the shared prompt pass above), "static" (transformers'
-static key/value cache, preallocated to prompt + max_new_tokens, so every decode step has the same shapes)
+Decode modes (`decode`): "eager" (a dynamic cache, the shared prompt pass above, ladkit's own loop: the model
+calls generate() makes, one per token on the chosen column, without generate()'s per-token bookkeeping; tokens
+and log-probs bit-equal to generate()'s, tested), "static" (transformers' static key/value cache, preallocated to prompt + max_new_tokens, so every decode step has the same shapes)
 and "compiled" (the static cache plus generate()'s compiled step: torch.compile in "reduce-overhead" mode,
 i.e. CUDA graphs on a GPU, replaying one graph per token instead of launching each kernel). Unset: compiled
 on a GPU, eager on a CPU (there the step is bound by FLOPs, not launches). Static modes prefill every row (a
@@ -27,7 +30,9 @@ The sampler is the same in every mode (it runs outside the model), so tokens and
 decoding up to float rounding of the forward (a CPU test checks "static"; "compiled" is timed and compared by
 scripts/gpu_check.sh on a GPU).
 Generation runs in eval mode (no LoRA or attention dropout) under no_grad, and every module's train/eval
-flag is restored afterwards.
+flag is restored afterwards. On a CPU a LoRA model samples with its adapter merged (`_merged_lora`,
+`merge_lora`): new copies W + sBA stand in for the adapted weights during the rollout, one matmul per linear
+instead of three; the base weights are never written.
 """
 
 from __future__ import annotations
