@@ -20,12 +20,13 @@ documented cache re-use), so the prefill costs B prompts, not B * n rows. Models
 repeated (ladkit.models.logprobs.run_shared_prompt_pass) prefill every row, as before.
 Decode modes (`decode`): "eager" (a dynamic cache, the shared prompt pass above, ladkit's own loop: the model
 calls generate() makes, one per token on the chosen column, without generate()'s per-token bookkeeping; tokens
-and log-probs bit-equal to generate()'s, tested), "static" (transformers' static key/value cache, preallocated to prompt + max_new_tokens, so every decode step has the same shapes)
-and "compiled" (the static cache plus generate()'s compiled step: torch.compile in "reduce-overhead" mode,
-i.e. CUDA graphs on a GPU, replaying one graph per token instead of launching each kernel). Unset: compiled
-on a GPU, eager on a CPU (there the step is bound by FLOPs, not launches). Static modes prefill every row (a
-static cache cannot be filled once per prompt and repeated) and round the prompt width up to a multiple of
-STATIC_WIDTH_STEP, so steps with slightly different prompt lengths reuse one cache shape and one graph.
+and log-probs bit-equal to generate()'s, tested), "static" (transformers' static key/value cache, preallocated
+to prompt + max_new_tokens, so every decode step has the same shapes) and "compiled" (the static cache plus
+generate()'s compiled step: torch.compile in "reduce-overhead" mode, i.e. CUDA graphs on a GPU, replaying one
+graph per token instead of launching each kernel). Unset: compiled on a GPU, eager on a CPU (there the step is
+bound by FLOPs, not launches). Static modes prefill every row (a static cache cannot be filled once per prompt
+and repeated) and round the prompt width up to a multiple of STATIC_WIDTH_STEP, so steps with slightly
+different prompt lengths reuse one cache shape and one graph.
 The sampler is the same in every mode (it runs outside the model), so tokens and log-probs equal eager
 decoding up to float rounding of the forward (a CPU test checks "static"; "compiled" is timed and compared by
 scripts/gpu_check.sh on a GPU).
