@@ -359,13 +359,15 @@ def inverse_cdf(probs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
 
     The cumulative sum is in float64, so tail tokens keep their probability. A token of probability 0 (cut by
     top-k / top-p) is never chosen: its cumulative value equals its predecessor's, which is found first. Should
-    rounding put u * total at the very top, the last token of positive probability is taken.
+    rounding put u * total at the very top (no index past it), the first token whose cumulative value reaches the
+    total is taken: the last token of positive probability, unless the ones after it are too small to move a
+    float64 sum near 1 (then the last that does). Found by a second binary search, not a pass over [R, V].
     """
     cdf = probs.double().cumsum(-1)  # [R, V]
-    targets = (uniforms.double() * cdf[:, -1]).unsqueeze(-1)  # [R, 1]
-    chosen = torch.searchsorted(cdf, targets, right=True)  # [R, 1]: first index with cdf > target
-    last_positive = probs.shape[-1] - 1 - (probs > 0).flip(-1).int().argmax(-1, keepdim=True)  # [R, 1]
-    return torch.minimum(chosen, last_positive)
+    total = cdf[:, -1:].contiguous()  # [R, 1]
+    chosen = torch.searchsorted(cdf, uniforms.double().unsqueeze(-1) * total, right=True)  # [R, 1]: first cdf > target
+    top = torch.searchsorted(cdf, total)  # [R, 1]: first index with cdf >= total
+    return torch.minimum(chosen, top)
 
 
 def _left_pad(
