@@ -62,12 +62,16 @@ def test_sweep_covers_the_issue_ranges(bench):
 
 
 def test_memory_growth_counts_training_not_start_up(bench):
-    import numpy as np
+    import mmap
 
     memory = bench.Memory()
     memory.start()
-    block = np.ones(64 * 1024 * 1024 // 8)  # 64 MiB touched after the start
+    # 64 MiB of fresh anonymous pages, each written: resident whatever the allocator kept from earlier tests (a
+    # numpy array can reuse freed memory that is still resident, and then RSS does not grow)
+    size = 64 * 1024 * 1024
+    block = mmap.mmap(-1, size)
+    block.write(b"\x01" * size)
     record = memory.record()
-    del block
+    block.close()
     assert record["train_growth_mb"] >= 60  # the peak after the start, minus the start
     assert record["peak_rss_mb"] >= record["rss_train_start_mb"] + 60
