@@ -75,8 +75,9 @@ def test_llm_dashboard_trains_live_and_stops_resumably(page, lab, tmp_path):
     page.wait(lambda: page.plots() == 2, 60, "the new run's figures drawn")
     before = page.plot_paths()
     second = page.wait(lambda: (step := page.status_step()) and step[0] >= first[0] + 2 and step, 240, "2 more steps")
-    after = page.plot_paths()
-    assert before != after, "the figures did not change while the run went on"
+    # The browser draws the kernel's updates when it gets to them (a CI run under load lagged past 2 steps once):
+    # the figures must change while the run goes on, within 2 minutes.
+    page.wait(lambda: page.plot_paths() != before, 120, "the figures to change while the run went on")
 
     page.widget("button", "Stop").click()
     page.wait(lambda: any(text.startswith("stopped:") for text in page.html_texts()), 240, "the run stopped")
