@@ -214,7 +214,7 @@ def _ablation(r: dict) -> list[tuple[str, str, str]]:
     )
     return [
         (
-            "ladkit step, all four work-savers vs none (each one's share)",
+            "ladkit step, all work-savers vs none (each one's share)",
             f"{speedup['all on']['step']:.2f}x ({each})",
             "report",
         )
@@ -257,12 +257,13 @@ def _claims_real(r: dict) -> list[tuple[str, str, str]]:
         delta = metrics["pass@1"].get("delta_vs_grpo")
         versus = (
             ""
-            if delta is None
+            if delta is None or delta["n_seeds"] < 2  # one seed: a point, not an interval
             else f"; pass@1 − GRPO {delta['mean']:+.3f} [{delta['ci95'][0]:+.3f}, {delta['ci95'][1]:+.3f}]"
         )
         rows.append(
             (
-                f"SmolLM2-135M number words, {name} ({group['n_runs']} seeds): held-out pass@1 / pass@8, dist-4",
+                f"SmolLM2-135M number words, {name} ({group['n_runs']} seed{'s' if group['n_runs'] > 1 else ''}): "
+                "held-out pass@1 / pass@8, dist-4",
                 f"{value('pass@1'):.3f} / {value('pass@8'):.3f}, {value('dist4'):.3f}{versus}",
                 "report",
             )
