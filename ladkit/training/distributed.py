@@ -98,6 +98,8 @@ def barrier(info: DistInfo) -> None:
 
 
 def cleanup(info: DistInfo) -> None:
+    """Leave the process group: every process calls it once, at the end of training (after a barrier on a
+    normal end, so none tears its connections down while another still uses them)."""
     if info.world_size > 1 and dist.is_initialized():
         dist.destroy_process_group()
 

@@ -12,6 +12,7 @@ Works unchanged under torchrun / accelerate launch (see distributed.py); only th
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import time
 from collections.abc import Callable
@@ -62,11 +63,19 @@ def train(
     Raises TrainingInterrupted on SIGTERM / Ctrl-C, after marking the run "interrupted" (resumable).
     """
     guard = InterruptGuard().install()
+    ctx = None
     try:
         ctx = build(config, Path(run_dir), resume)
         return _train(ctx, guard, callbacks)
     finally:
         guard.restore()
+        if ctx is not None and ctx.info.world_size > 1:
+            # The process group was left (_close); the model, optimiser and wrappers that still reference it are
+            # freed now, so its worker threads are joined while the interpreter is whole. Left to interpreter
+            # shutdown, that teardown aborted a rank about once in 30 launches ("terminate called without an
+            # active exception", after the run had finished).
+            ctx = None
+            gc.collect()
 
 
 def _train(ctx: TrainContext, guard: InterruptGuard, callbacks) -> dict[str, Any] | None:
@@ -104,6 +113,7 @@ def _train(ctx: TrainContext, guard: InterruptGuard, callbacks) -> dict[str, Any
         _close(ctx, tensorboard)
         raise
     summary = _finish(ctx, guard, final, status) if ctx.info.is_main else None
+    distributed.barrier(ctx.info)  # no process leaves the group while the main one still writes the summary
     _close(ctx, tensorboard)
     return summary
 

@@ -6,14 +6,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from launch import clean_env, run_ranks
+from launch import clean_env, failure, run_ranks
 
 HERE = Path(__file__).parent
 
 
 def run(args: list[str], run_dir: Path, **extra_env: str) -> None:
     out = run_ranks(args, clean_env(PYTHONPATH=str(HERE), **extra_env), fresh=run_dir)
-    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.returncode == 0, failure(out)
 
 
 @pytest.mark.slow
@@ -74,7 +74,7 @@ def test_the_cli_under_torchrun_exits_zero_on_every_rank_and_rank_0_prints_the_s
     ]
     args = [*torchrun, "-m", "ladkit_cli.main", "train", "--steps", "2", "--no-live", "--run-dir", str(run_dir)]
     out = run_ranks([*args, *(f"--set={s}" for s in sizes)], clean_env(), fresh=run_dir)
-    assert out.returncode == 0, out.stderr[-3000:]  # torchrun exits non-zero when any rank does
+    assert out.returncode == 0, failure(out)  # torchrun exits non-zero when any rank does
     assert out.stdout.count("reward (mean of the first / last 10 steps' rollouts)") == 1, out.stdout
     assert out.stdout.count(f"run folder: {run_dir}") == 1
     summary = json.loads((run_dir / "summary.json").read_text())

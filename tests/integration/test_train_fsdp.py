@@ -7,18 +7,34 @@ from pathlib import Path
 
 import pytest
 import torch
-from launch import clean_env, run_ranks
+from launch import aborted, clean_env, failure, run_ranks, start_afresh
 
 HERE = Path(__file__).parent
 pytestmark = pytest.mark.slow
 
 
-def torchrun(model_path, run_dir: Path, strategy: str, steps: int, *extra: str, port: int = 29541) -> None:
+def launch(model_path, run_dir: Path, strategy: str, steps: int, *extra: str, port: int = 29541):
     env = clean_env(PYTHONPATH=str(HERE))  # PYTHONFAULTHANDLER: a crashed rank shows its Python stack
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(port)]
     args = [*command, str(HERE / "fsdp_train.py"), str(model_path), str(run_dir), strategy, str(steps), *extra]
-    out = run_ranks(args, env, fresh=None if extra else run_dir)  # a resume is not retried from scratch
-    assert out.returncode == 0, out.stderr[-4000:]
+    return run_ranks(args, env, fresh=None if extra else run_dir)  # a resume is not retried alone
+
+
+def torchrun(model_path, run_dir: Path, strategy: str, steps: int, port: int = 29541) -> None:
+    out = launch(model_path, run_dir, strategy, steps, port=port)
+    assert out.returncode == 0, failure(out)
+
+
+def checkpoint_then_resume(model_path, run_dir: Path) -> None:
+    """2 steps (a checkpoint of step 1), then a resume to 3; on the rare abort of the resume, both again from a
+    fresh folder (launch.py), since the aborted resume may have written past the checkpoint it started from."""
+    torchrun(model_path, run_dir, "fsdp", 2, port=29543)
+    out = launch(model_path, run_dir, "fsdp", 3, "resume", port=29544)
+    if aborted(out):
+        start_afresh(out, run_dir)
+        torchrun(model_path, run_dir, "fsdp", 2, port=29543)
+        out = launch(model_path, run_dir, "fsdp", 3, "resume", port=29544)
+    assert out.returncode == 0, failure(out)
 
 
 def adapter(run_dir: Path, step: int) -> dict[str, torch.Tensor]:
@@ -31,8 +47,7 @@ def test_fsdp_trains_checkpoints_and_resumes_like_ddp(tiny_model_path, tmp_path)
     ddp, fsdp, resumed = tmp_path / "ddp", tmp_path / "fsdp", tmp_path / "resumed"
     torchrun(tiny_model_path, ddp, "ddp", 3)
     torchrun(tiny_model_path, fsdp, "fsdp", 3, port=29542)
-    torchrun(tiny_model_path, resumed, "fsdp", 2, port=29543)  # checkpoint of step 1, then resume to 3
-    torchrun(tiny_model_path, resumed, "fsdp", 3, "resume", port=29544)
+    checkpoint_then_resume(tiny_model_path, resumed)
     reference = adapter(ddp, 2)
     assert reference and any("lora_B" in key for key in reference)
     moved = max(float(value.abs().max()) for key, value in reference.items() if "lora_B" in key)
