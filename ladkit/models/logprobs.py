@@ -3,8 +3,9 @@
 Batches are laid out the way rollouts produce them and TRL's GRPO does: each row is prompt then response,
 prompts left-padded and responses right-padded, so the response occupies the last T columns of `input_ids`
 and `response_mask` [N, T] marks its real tokens. Log-probs are computed in float32 whatever the model
-dtype (docs/design.md 8.1: "in fp32"), a chunk of rows or positions at a time, recomputed in backward, so no
-float32 [N, T, V] copy is ever held (token_logprobs); the model-dtype logits [N, T, V] themselves are the lm_head's.
+dtype (docs/design.md 8.1: "in fp32"), a chunk of rows or positions at a time, with the gradient written
+out (or the chunk recomputed in backward), so no float32 [N, T, V] copy is ever held (token_logprobs); the
+model-dtype logits [N, T, V] themselves are the lm_head's.
 
 Shared prompt pass. A group's G rows repeat one prompt. Given `prompt_index` (rows with equal values have equal
 prompt columns), each distinct prompt goes through the model once, its key/value cache is repeated to the
@@ -25,6 +26,7 @@ import torch
 
 CHUNK_ELEMENTS = 2**24  # fp32 logits elements per chunk in token_logprobs (64 MiB; at least one position)
 _NO_SHARING: weakref.WeakSet = weakref.WeakSet()  # models whose cache cannot be repeated across rows
+_NO_LOGITS_TO_KEEP: weakref.WeakSet = weakref.WeakSet()  # models whose forward takes no logits_to_keep indices
 
 
 def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -47,13 +49,34 @@ def response_forward(
     prompt_index [N]: rows with equal values share their prompt columns, which then go through the model once
     (module docstring). prefix_model: the module that runs that prompt pass (default `model`); under DDP the
     trainer passes the unwrapped model there, so the DDP wrapper sees exactly one forward per backward.
+    The concatenation of `response_logit_blocks` (which the trainer consumes block by block, without it).
     """
+    blocks, hidden = response_logit_blocks(
+        model, input_ids, attention_mask, width, prompt_index, prefix_model, want_hidden
+    )  # [[N, t_i, V]], [N, P, H] or None
+    return (blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=1)), hidden  # [N, T, V]
+
+
+def response_logit_blocks(
+    model,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    width: int,
+    prompt_index: torch.Tensor | None = None,
+    prefix_model=None,
+    want_hidden: bool = False,
+) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+    """response_forward's logits as consecutive column blocks [N, t_i, V] (sum of t_i = width), each the very
+    tensor the lm_head returned or a row-gather of it: no [N, T, V] copy is made, and none in backward (a
+    slice or a concatenation of the logits would each add one). The shared prompt pass gives two blocks (the
+    last prompt column's logits, then the response's); the full forward one."""
     if prompt_index is not None:
         shared = _shared_prompt_forward(
             model, prefix_model or model, input_ids, attention_mask, width, prompt_index, want_hidden
         )
         if shared is not None:
             return shared
+    length = input_ids.shape[1]
     inputs = dict(
         input_ids=input_ids,
         attention_mask=attention_mask,
@@ -62,13 +85,24 @@ def response_forward(
     )
     if want_hidden:
         out = model(**inputs, output_hidden_states=True)
-        return out.logits[:, -(width + 1) : -1], out.hidden_states[-1][:, : input_ids.shape[1] - width]
-    try:
-        # logits_to_keep = width + 1: the last position's logits predict past the sequence and are dropped.
-        logits = model(**inputs, logits_to_keep=width + 1).logits  # [N, T+1, V]
-    except TypeError:  # an architecture without logits_to_keep: full logits, then slice
-        logits = model(**inputs).logits  # [N, L, V]
-    return logits[:, -(width + 1) : -1], None  # [N, T, V]
+        return [out.logits[:, -(width + 1) : -1]], out.hidden_states[-1][:, : length - width]
+    # The positions L-T-1 .. L-2 predict the last T tokens (the last position predicts past the sequence).
+    return [_logits_at(model, inputs, torch.arange(length - width - 1, length - 1, device=input_ids.device))], None
+
+
+def _logits_at(model, inputs: dict, columns: torch.Tensor) -> torch.Tensor:
+    """The model's logits at `columns` [t] only, [N, t, V]: through `logits_to_keep` given as indices where the
+    architecture takes them (the lm_head then runs on those columns alone), else the full logits indexed."""
+    if model not in _NO_LOGITS_TO_KEEP:
+        try:
+            logits = model(**inputs, logits_to_keep=columns).logits
+        except (TypeError, RuntimeError):  # no logits_to_keep, or a count only (`-n:` or `n > 0` fails on
+            _NO_LOGITS_TO_KEEP.add(model)  # indices); a real error recurs in the full forward below
+        else:
+            if logits.shape[1] == len(columns):
+                return logits
+            _NO_LOGITS_TO_KEEP.add(model)
+    return model(**inputs).logits[:, columns]
 
 
 def _shared_prompt_forward(model, prefix_model, input_ids, attention_mask, width, prompt_index, want_hidden):
@@ -86,7 +120,7 @@ def _shared_prompt_forward(model, prefix_model, input_ids, attention_mask, width
     if shared is None:
         return None
     prompt, inverse = shared
-    response = model(
+    response_inputs = dict(
         input_ids=input_ids[:, prompt_width:],
         attention_mask=attention_mask,
         position_ids=position_ids_from_mask(attention_mask)[:, prompt_width:],
@@ -94,9 +128,11 @@ def _shared_prompt_forward(model, prefix_model, input_ids, attention_mask, width
         use_cache=True,
     )
     # Response token 0 is predicted by the last prompt column; token t > 0 by response column t - 1.
-    logits = torch.cat([prompt.logits[:, -1:][inverse], response.logits[:, :-1]], dim=1)  # [N, T, V]
+    # (With width 1 the response block is empty; the pass still runs: under DDP it is the wrapper's forward.)
+    columns = torch.arange(width - 1, device=input_ids.device)
+    blocks = [prompt.logits[:, -1:][inverse], _logits_at(model, response_inputs, columns)]  # [N, 1, V], [N, T-1, V]
     hidden = prompt.hidden_states[-1][inverse] if want_hidden else None  # [N, P, H]
-    return logits, hidden
+    return blocks, hidden
 
 
 def run_shared_prompt_pass(model, input_ids, attention_mask, prefix_index, unsupported, want_hidden: bool = False):
@@ -157,12 +193,18 @@ def token_logprobs(
     logits [N, T, V] (any float dtype), targets [N, T] -> float32 [N, T] (and [N, T] or None). The entropy
     carries no gradient unless `entropy_grad` (an objective that differentiates it).
     Large vocabularies: the float32 copy exists one chunk at a time (`chunk_shape`: whole rows while they
-    fit in CHUNK_ELEMENTS, else a slice of one row's positions), and under autograd each chunk runs inside
-    activation checkpointing, so what backward keeps is the model-dtype logits slice (a view, no copy) and
-    the float32 chunk is recomputed there: no float32 [N, T, V] is ever held, with or without gradient.
+    fit in CHUNK_ELEMENTS, else a slice of one row's positions), so no float32 [N, T, V] is ever held:
+    - without entropy gradient (every objective but an entropy bonus): `_PickedLogprob`, whose backward is
+      written out, d log p(y) / dz = (onehot(y) - softmax(z)) / temperature, computed in place in the
+      gradient buffer chunk by chunk; it keeps the logits (the lm_head's output, no copy) and the [N, T] log
+      normalisers;
+    - with it: autograd through each chunk inside activation checkpointing (the float32 chunk is recomputed
+      in backward).
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
+    if not (entropy_grad and with_entropy):
+        return _PickedLogprob.apply(logits, targets, float(temperature), with_entropy)
     rows, columns = chunk_shape(*logits.shape)
     checkpointed = torch.is_grad_enabled() and logits.requires_grad
     logprob_rows, entropy_rows = [], []
@@ -170,12 +212,10 @@ def token_logprobs(
         parts = [
             _chunk(chunk_logits, chunk_targets, temperature, with_entropy, entropy_grad, checkpointed)
             for chunk_logits, chunk_targets in zip(row_logits.split(columns, 1), row_targets.split(columns, 1))
-        ]  # [(n, t), (n, t) or None]
+        ]  # [(n, t), (n, t)]
         logprob_rows.append(torch.cat([logprob for logprob, _ in parts], 1))  # [n, T]
-        if with_entropy:
-            entropy_rows.append(torch.cat([entropy for _, entropy in parts], 1))  # [n, T]
-    entropy = torch.cat(entropy_rows) if with_entropy else None  # [N, T]
-    return torch.cat(logprob_rows), entropy  # [N, T]
+        entropy_rows.append(torch.cat([entropy for _, entropy in parts], 1))  # [n, T]
+    return torch.cat(logprob_rows), torch.cat(entropy_rows)  # [N, T]
 
 
 def chunk_shape(rows: int, width: int, vocabulary: int) -> tuple[int, int]:
@@ -185,6 +225,79 @@ def chunk_shape(rows: int, width: int, vocabulary: int) -> tuple[int, int]:
     if whole_rows >= 1:
         return min(rows, whole_rows), max(1, width)
     return 1, max(1, CHUNK_ELEMENTS // max(1, vocabulary))
+
+
+def _chunks(rows: int, width: int, vocabulary: int):
+    """(row slice, column slice) of each chunk of [rows, width, vocabulary] logits, in order (chunk_shape)."""
+    step_rows, step_columns = chunk_shape(rows, width, vocabulary)
+    for start in range(0, rows, step_rows):
+        for column in range(0, width, step_columns):
+            yield slice(start, start + step_rows), slice(column, column + step_columns)
+
+
+class _PickedLogprob(torch.autograd.Function):
+    """token_logprobs without entropy gradient, chunk by chunk, with its backward written out.
+
+    forward: z = logits / temperature in float32 one chunk at a time; log Z = m + log sum exp(z - m) with m
+    the row max; log p(y) = z_y - log Z; the entropy (no gradient) H = log Z - sum_v p_v z_v from the same
+    exp(z - m) buffer. Saves the logits (no copy) and log Z [N, T].
+    backward: dL/dz_v = g (onehot(y)_v - exp(z_v - log Z)), then / temperature for dL/dlogits; built in place
+    in the gradient's chunk (a float32 scratch chunk for lower-precision logits): sub, exp, mul, scatter-add.
+    Against autograd through logsumexp this skips the recomputed forward, the per-op temporaries and the
+    concatenation of the chunks' gradients: on a 49k vocabulary about half of the update's time on a CPU.
+    """
+
+    @staticmethod
+    def forward(ctx, logits, targets, temperature: float, with_entropy: bool):
+        rows, width, vocabulary = logits.shape
+        logprobs = torch.empty(rows, width, dtype=torch.float32, device=logits.device)  # [N, T]
+        log_normaliser = torch.empty_like(logprobs)  # [N, T]
+        entropy = torch.empty_like(logprobs) if with_entropy else None
+        for r, c in _chunks(rows, width, vocabulary):
+            scaled = _scaled(logits[r, c], temperature)  # [n, t, V] float32
+            top = scaled.amax(-1, keepdim=True)  # [n, t, 1]
+            weights = torch.sub(scaled, top).exp_()  # exp(z - m) [n, t, V]
+            total = weights.sum(-1)  # [n, t]
+            log_z = top.squeeze(-1) + total.log()  # [n, t]
+            log_normaliser[r, c] = log_z
+            logprobs[r, c] = scaled.gather(-1, targets[r, c].unsqueeze(-1)).squeeze(-1) - log_z
+            if with_entropy:
+                entropy[r, c] = log_z - weights.mul_(scaled).sum(-1) / total
+        ctx.save_for_backward(logits, targets, log_normaliser)
+        ctx.temperature = temperature
+        if entropy is not None:
+            ctx.mark_non_differentiable(entropy)
+        return logprobs, entropy
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_logprobs, _grad_entropy):
+        logits, targets, log_normaliser = ctx.saved_tensors
+        if grad_logprobs is None or not ctx.needs_input_grad[0]:
+            return None, None, None, None
+        temperature = ctx.temperature
+        grad = torch.empty_like(logits)  # [N, T, V]
+        in_place = logits.dtype == torch.float32
+        for r, c in _chunks(*logits.shape):
+            upstream = grad_logprobs[r, c].float().unsqueeze(-1)  # [n, t, 1]
+            out = grad[r, c] if in_place else torch.empty(logits[r, c].shape, dtype=torch.float32, device=logits.device)
+            if temperature == 1.0:
+                torch.sub(logits[r, c].float(), log_normaliser[r, c].unsqueeze(-1), out=out)
+            else:
+                torch.div(logits[r, c].float(), temperature, out=out).sub_(log_normaliser[r, c].unsqueeze(-1))
+            out.exp_().mul_(-upstream)  # -g softmax(z)
+            out.scatter_add_(-1, targets[r, c].unsqueeze(-1), upstream)  # + g onehot(y)
+            if temperature != 1.0:
+                out.div_(temperature)
+            if not in_place:
+                grad[r, c] = out
+        return grad, None, None, None
+
+
+def _scaled(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """logits / temperature in float32 (the logits themselves, no copy, for float32 at temperature 1)."""
+    logits = logits.float()
+    return logits if temperature == 1.0 else logits / temperature
 
 
 def _chunk(logits, targets, temperature, with_entropy, entropy_grad, checkpointed):
@@ -197,8 +310,9 @@ def _chunk(logits, targets, temperature, with_entropy, entropy_grad, checkpointe
 
 
 def _chunk_stats(logits, targets, temperature: float, with_entropy: bool, entropy_grad: bool):
-    """Log-probs of `targets` and (optionally) entropies, float32 [n, t], from one chunk of logits [n, t, V]."""
-    scaled = logits.float() / temperature  # [n, t, V]
+    """Log-probs of `targets` and (optionally) entropies, float32 [n, t], from one chunk of logits [n, t, V]
+    by autograd-traced ops (the path with entropy gradient, and the reference in tests)."""
+    scaled = _scaled(logits, temperature)  # [n, t, V]
     log_normaliser = torch.logsumexp(scaled, dim=-1)  # [n, t]
     picked = scaled.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # [n, t]
     entropy = None
@@ -250,10 +364,13 @@ def response_logprobs_and_hidden(
     entropies carry gradient (token_logprobs)."""
     width = response_mask.shape[1]
     check_layout(input_ids, width)
-    logits, hidden = response_forward(
+    blocks, hidden = response_logit_blocks(
         model, input_ids, attention_mask, width, prompt_index, prefix_model, want_hidden
-    )  # [N, T, V], [N, P, H] or None
-    logprobs, entropy = token_logprobs(logits, input_ids[:, -width:], temperature, with_entropy, entropy_grad)  # [N, T]
+    )  # [[N, t_i, V]], [N, P, H] or None
+    targets = input_ids[:, -width:].split([block.shape[1] for block in blocks], dim=1)  # [[N, t_i]]
+    parts = [token_logprobs(b, t, temperature, with_entropy, entropy_grad) for b, t in zip(blocks, targets)]
+    logprobs = torch.cat([logprob for logprob, _ in parts], dim=1)  # [N, T]
+    entropy = torch.cat([entropy for _, entropy in parts], dim=1) if with_entropy else None  # [N, T]
     return mask_response(logprobs, response_mask), mask_response(entropy, response_mask), hidden
 
 

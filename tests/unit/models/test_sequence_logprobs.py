@@ -158,3 +158,48 @@ def test_matches_the_sampling_logprobs_of_generate(model_dir):
     with torch.no_grad():
         logprobs, _ = sequence_logprobs(model, out.sequences, attention_mask, torch.ones_like(response), 0.8)
     torch.testing.assert_close(logprobs.double(), expected, atol=1e-4, rtol=1e-4)
+
+
+class CountOnly(torch.nn.Module):
+    """A causal LM whose logits_to_keep is a count only (`logits[:, -n:]`, as some architectures implement it)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, logits_to_keep: int = 0, **inputs):
+        out = self.model(**inputs)
+        out.logits = out.logits[:, -logits_to_keep:]  # 0 keeps all; indices: TypeError (no slice bound)
+        return out
+
+
+class NoKeep(torch.nn.Module):
+    """A causal LM without logits_to_keep."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask, position_ids, use_cache):
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids)
+
+
+@pytest.mark.parametrize("wrapper", [CountOnly, NoKeep])
+def test_models_without_logits_to_keep_indices_get_the_same_logprobs_and_gradients(llama_char_dir, wrapper):
+    # The trainer asks the lm_head for the T predicting columns only (logits_to_keep as indices); a model that
+    # cannot take them falls back to the full logits, indexed: same values, same gradients, remembered.
+    from ladkit.models import logprobs as lp
+
+    model, tokenizer = load_policy(ModelConfig(name_or_path=str(llama_char_dir), lora_rank=4))
+    input_ids, attention_mask, response_mask, _ = _batch(len(tokenizer), tokenizer.pad_token_id, seed=2)
+    results = []
+    for policy in (model, wrapper(model)):
+        model.zero_grad()
+        logprobs, _ = sequence_logprobs(policy, input_ids, attention_mask, response_mask)  # [N, T]
+        logprobs.sum().backward()
+        grads = [p.grad.clone() for n, p in model.named_parameters() if "lora_B" in n]
+        results.append((logprobs.detach(), grads))
+        assert (policy in lp._NO_LOGITS_TO_KEEP) == (policy is not model)
+    torch.testing.assert_close(results[1][0], results[0][0])
+    for fallback, direct in zip(results[1][1], results[0][1]):
+        torch.testing.assert_close(fallback, direct)
