@@ -304,6 +304,39 @@ def merged_lora_layers(model) -> dict[str, tuple[Any, Any]]:
     return merged
 
 
+DROPOUT_CONFIG_KEYS = (
+    "attention_dropout", "attn_pdrop", "resid_pdrop", "embd_pdrop", "hidden_dropout", "hidden_dropout_prob",
+    "attention_probs_dropout_prob", "dropout", "activation_dropout",
+)  # fmt: skip
+TRAIN_ONLY_CONFIG_KEYS = ("router_jitter_noise", "layerdrop", "drop_path_rate")  # noise or skipping in train mode
+
+
+def deterministic_forward(model) -> bool:
+    """True when the train-mode forward computes the eval-mode one: no dropout module with p > 0 and no dropout
+    rate in the model config (attention dropout is a functional call in transformers)."""
+    import torch
+
+    if any(isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.p > 0 for m in model.modules()):
+        return False
+    config = getattr(model, "config", None)
+    return not any(_positive(getattr(config, key, 0)) for key in DROPOUT_CONFIG_KEYS)
+
+
+def train_mode_matters(model) -> bool:
+    """False when switching the model to eval mode (sampling, pi_old) would change nothing: a deterministic
+    forward, no train-only noise or layer skipping in the config, and gradient checkpointing off (in train mode
+    transformers turns the key/value cache off under it). Each switch is a walk over every module (a few
+    milliseconds a step for a small model on a CPU), skipped where it is a no-op."""
+    config = getattr(model, "config", None)
+    if any(_positive(getattr(config, key, 0)) for key in TRAIN_ONLY_CONFIG_KEYS):
+        return True
+    return bool(getattr(model, "is_gradient_checkpointing", False)) or not deterministic_forward(model)
+
+
+def _positive(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
 def is_lora(model) -> bool:
     """True for a peft model (a frozen base plus adapters)."""
     from peft import PeftModel

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from ladkit.errors import LadkitError
+from ladkit.models.loading import deterministic_forward
 from ladkit.runs import read_rows, to_jsonable, write_atomic
 from ladkit.scoring import generate, policy_tokens, sample_and_score
 from ladkit.training import checkpoint, collect, distributed
@@ -33,7 +34,6 @@ from ladkit.training.metrics import diversity_metrics, policy_metrics, rollout_m
 from ladkit.training.optimise import (
     OldPolicy,
     SkipGuard,
-    deterministic_forward,
     micro_batch_size,
     mini_batch_rows,
     recompute,

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ladkit.errors import LadkitError
+from ladkit.models.loading import train_mode_matters
 from ladkit.objectives import Needs, objective_loss
 from ladkit.training import distributed
 from ladkit.training.batch import RolloutBatch
@@ -107,8 +108,10 @@ def recompute(
     todo = torch.nonzero(~pending).flatten()  # [n] (empty with one mini-batch: its update fills every row)
     if not len(todo) and reference is None:
         return old  # nothing to compute: no eval/train switch (a walk over every module, twice)
+    switch = train_mode_matters(model)  # else eval mode computes what train mode does: no walks to switch
     was_training = model.training
-    model.eval()  # pi_old is the sampling policy: no dropout
+    if switch:
+        model.eval()  # pi_old is the sampling policy: no dropout
     for rows in todo.split(micro_batch_size) if len(todo) else ():
         forward = policy_forward(
             model, batch.rows(rows), temperature, entropy="detached", shared_prompt_pass=shared_prompt_pass
@@ -121,27 +124,9 @@ def recompute(
                 for rows in torch.arange(n).split(micro_batch_size)
             ]
         old.ref_logprobs = torch.cat(parts)  # [N, T]
-    model.train(was_training)
+    if switch:
+        model.train(was_training)
     return old
-
-
-DROPOUT_CONFIG_KEYS = (
-    "attention_dropout", "attn_pdrop", "resid_pdrop", "embd_pdrop", "hidden_dropout", "hidden_dropout_prob",
-    "attention_probs_dropout_prob", "dropout", "activation_dropout",
-)  # fmt: skip
-
-
-def deterministic_forward(model) -> bool:
-    """True when the train-mode forward is the eval-mode one: no dropout module with p > 0 and no dropout
-    rate in the model config (attention dropout is a functional call in transformers)."""
-    if any(isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.p > 0 for m in model.modules()):
-        return False
-    config = getattr(model, "config", None)
-    for key in DROPOUT_CONFIG_KEYS:
-        value = getattr(config, key, 0)
-        if isinstance(value, (int, float)) and value > 0:
-            return False
-    return True
 
 
 def mini_batch_rows(batch: RolloutBatch, mini_batches: int) -> list[torch.Tensor]:

@@ -241,8 +241,7 @@ def test_pi_old_from_the_first_optimiser_step_matches_a_full_recompute(tmp_path,
 
 def test_dropout_means_a_full_recompute():
     from ladkit.models.builtin import builtin_model_path
-    from ladkit.models.loading import ModelConfig, load_policy
-    from ladkit.training.optimise import deterministic_forward
+    from ladkit.models.loading import ModelConfig, deterministic_forward, load_policy
 
     model, _ = load_policy(ModelConfig(name_or_path=str(builtin_model_path()), lora_rank=4))
     assert deterministic_forward(model)
@@ -260,13 +259,13 @@ def test_shared_prompt_pass_setting_decides_the_trainers_forwards(tmp_path, monk
     from ladkit.models import logprobs
 
     seen: list[bool] = []
-    forward = logprobs.response_forward
+    forward = logprobs.response_logit_blocks
 
     def spy(model, input_ids, attention_mask, width, prompt_index=None, *args):
         seen.append(prompt_index is not None)
         return forward(model, input_ids, attention_mask, width, prompt_index, *args)
 
-    monkeypatch.setattr(logprobs, "response_forward", spy)
+    monkeypatch.setattr(logprobs, "response_logit_blocks", spy)
     runs = {}
     for setting in (None, False):
         seen.clear()
