@@ -48,9 +48,12 @@ def test_base_weights_and_adapter_come_back_unchanged(tiny_eos_path, tokenizer, 
         with _merged_lora(model) as merged:
             assert merged
             inside = {name for name, _ in model.named_parameters()}
+            bypassed = sum("forward" in vars(module) for module in model.modules())  # straight to the base layer
             merged_logits = model(probe).logits  # the merged weights, adapters off: the same function
     torch.testing.assert_close(merged_logits, logits, atol=1e-5, rtol=1e-5)
     assert inside == set(before)
+    assert bypassed == sum("lora_A" in name and name.endswith("default.weight") for name in before) > 0
+    assert not any("forward" in vars(module) for module in model.modules())  # peft's forward is back
     after = dict(model.named_parameters())
     for name, (parameter, value) in before.items():
         assert after[name] is parameter and torch.equal(parameter, value), name  # same object, same bits
@@ -65,6 +68,7 @@ def test_an_error_inside_restores_the_weights(tiny_eos_path):
     with pytest.raises(RuntimeError, match="boom"), torch.no_grad(), _merged_lora(model):
         raise RuntimeError("boom")
     assert all(dict(model.named_parameters())[name] is p for name, p in base.items())
+    assert not any("forward" in vars(module) for module in model.modules())
 
 
 def test_what_it_does_not_merge(tiny_eos_path):
