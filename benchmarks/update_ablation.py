@@ -37,7 +37,7 @@ from bench_env import environment, write_record  # noqa: E402
 from gpu_check import SIZES, build_model  # noqa: E402
 
 from ladkit.models.loading import ModelConfig, load_policy  # noqa: E402
-from ladkit.models.logprobs import response_forward, token_logprobs  # noqa: E402
+from ladkit.models.logprobs import sequence_logprobs  # noqa: E402
 
 
 def micro_batch(
@@ -62,8 +62,10 @@ def micro_batch(
 
 def run_once(model, ids, mask, index, width: int, grad: bool, entropy: bool, shared: bool) -> None:
     with torch.set_grad_enabled(grad):
-        logits, _ = response_forward(model, ids, mask, width, index if shared else None)
-        logprobs, _ = token_logprobs(logits, ids[:, -width:], 1.0, with_entropy=entropy)
+        response_mask = torch.ones(len(ids), width, dtype=torch.bool, device=ids.device)  # [N, T]
+        logprobs, _ = sequence_logprobs(
+            model, ids, mask, response_mask, 1.0, with_entropy=entropy, prompt_index=index if shared else None
+        )  # the trainer's path: the lm_head on the response columns, the written-out gradient
         if grad:
             logprobs.sum().backward()
 

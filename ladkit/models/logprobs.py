@@ -34,29 +34,6 @@ def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # [N, L]
 
 
-def response_forward(
-    model,
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor,
-    width: int,
-    prompt_index: torch.Tensor | None = None,
-    prefix_model=None,
-    want_hidden: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(logits [N, T, V] at the `width` positions that predict the last `width` tokens, and with `want_hidden`
-    the last layer's hidden states over the prompt columns [N, P, H]).
-
-    prompt_index [N]: rows with equal values share their prompt columns, which then go through the model once
-    (module docstring). prefix_model: the module that runs that prompt pass (default `model`); under DDP the
-    trainer passes the unwrapped model there, so the DDP wrapper sees exactly one forward per backward.
-    The concatenation of `response_logit_blocks` (which the trainer consumes block by block, without it).
-    """
-    blocks, hidden = response_logit_blocks(
-        model, input_ids, attention_mask, width, prompt_index, prefix_model, want_hidden
-    )  # [[N, t_i, V]], [N, P, H] or None
-    return (blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=1)), hidden  # [N, T, V]
-
-
 def response_logit_blocks(
     model,
     input_ids: torch.Tensor,
@@ -66,10 +43,16 @@ def response_logit_blocks(
     prefix_model=None,
     want_hidden: bool = False,
 ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
-    """response_forward's logits as consecutive column blocks [N, t_i, V] (sum of t_i = width), each the very
-    tensor the lm_head returned or a row-gather of it: no [N, T, V] copy is made, and none in backward (a
-    slice or a concatenation of the logits would each add one). The shared prompt pass gives two blocks (the
-    last prompt column's logits, then the response's); the full forward one."""
+    """The logits at the `width` positions that predict the last `width` tokens, as consecutive column blocks
+    [N, t_i, V] (sum of t_i = width; concatenated, [N, T, V]), and with `want_hidden` the last layer's hidden
+    states over the prompt columns [N, P, H] (else None).
+
+    Each block is the very tensor the lm_head returned or a row-gather of it: no [N, T, V] copy is made, and
+    none in backward (a slice or a concatenation of the logits would each add one). The shared prompt pass
+    gives two blocks (the last prompt column's logits, then the response's); the full forward one.
+    prompt_index [N]: rows with equal values share their prompt columns, which then go through the model once
+    (module docstring). prefix_model: the module that runs that prompt pass (default `model`); under DDP the
+    trainer passes the unwrapped model there, so the DDP wrapper sees exactly one forward per backward."""
     if prompt_index is not None:
         shared = _shared_prompt_forward(
             model, prefix_model or model, input_ids, attention_mask, width, prompt_index, want_hidden
@@ -244,7 +227,8 @@ class _PickedLogprob(torch.autograd.Function):
     backward: dL/dz_v = g (onehot(y)_v - exp(z_v - log Z)), then / temperature for dL/dlogits; built in place
     in the gradient's chunk (a float32 scratch chunk for lower-precision logits): sub, exp, mul, scatter-add.
     Against autograd through logsumexp this skips the recomputed forward, the per-op temporaries and the
-    concatenation of the chunks' gradients: on a 49k vocabulary about half of the update's time on a CPU.
+    concatenation of the chunks' gradients: with a 49k vocabulary most of the update's time on a CPU
+    (docs/benchmarks.md, "ladkit GRPO against TRL's GRPOTrainer").
     """
 
     @staticmethod
@@ -339,7 +323,7 @@ def sequence_logprobs(
     response_mask: [N, T], 1 on real response tokens. Masked entries of both outputs are 0.
     `temperature` must be the sampling temperature so the log-probs match the rollout's. Gradients flow
     unless the caller wraps this in `torch.no_grad()` (old and reference log-probs). prompt_index [N] (rows
-    with equal values share their prompt) and prefix_model: see response_forward.
+    with equal values share their prompt) and prefix_model: see response_logit_blocks.
     """
     logprobs, entropy, _ = response_logprobs_and_hidden(
         model, input_ids, attention_mask, response_mask, temperature, with_entropy, prompt_index, prefix_model

@@ -72,7 +72,7 @@ def train(
         if ctx is not None and ctx.info.world_size > 1:
             # The process group was left (_close); the model, optimiser and wrappers that still reference it are
             # freed now, so its worker threads are joined while the interpreter is whole. Left to interpreter
-            # shutdown, that teardown aborted a rank about once in 30 launches ("terminate called without an
+            # shutdown, that teardown aborted a rank about once in 35 launches ("terminate called without an
             # active exception", after the run had finished).
             ctx = None
             gc.collect()

@@ -77,8 +77,10 @@ def test_prompt_hidden_states_are_those_of_the_full_forward(llama_char_dir):
     input_ids, attention_mask, response_mask, index = _grouped_batch(len(tokenizer), tokenizer.pad_token_id)
     width = response_mask.shape[1]
     with torch.no_grad():
-        full_logits, full_hidden = lp.response_forward(model, input_ids, attention_mask, width, want_hidden=True)
-        logits, hidden = lp.response_forward(model, input_ids, attention_mask, width, index, want_hidden=True)
+        full_blocks, full_hidden = lp.response_logit_blocks(model, input_ids, attention_mask, width, want_hidden=True)
+        blocks, hidden = lp.response_logit_blocks(model, input_ids, attention_mask, width, index, want_hidden=True)
+    full_logits, logits = torch.cat(full_blocks, 1), torch.cat(blocks, 1)  # [N, T, V] each
+    assert len(full_blocks) == 1 and len(blocks) == 2  # the full forward, then the shared pass's two blocks
     assert hidden.shape == full_hidden.shape == (6, max(PROMPT_LENGTHS), model.config.hidden_size)
     real = attention_mask[:, : max(PROMPT_LENGTHS)].bool()  # pad columns hold whatever the model makes of them
     torch.testing.assert_close(hidden[real], full_hidden[real], atol=1e-5, rtol=1e-5)
