@@ -273,12 +273,53 @@ def merged_lora_weights(model) -> list[tuple[str, Any]]:
     base = model.get_base_model()
     merged = {f"{name}.weight": weight for name, (_, weight) in merged_lora_layers(model).items()}
     weights = []
-    for key, tensor in base.state_dict().items():
+    for key, tensor in current_state_dict(base).items():
         if "lora_" in key:
             continue
         key = key.replace(".base_layer.", ".")
         weights.append((key, merged.get(key, tensor.detach())))
     return weights
+
+
+def current_state_dict(model) -> dict[str, Any]:
+    """`model.state_dict()` (detached), read from the modules' own attributes when the model is FSDP2-sharded.
+
+    Under FSDP2 the trainer keeps the parameters gathered (`unshard`) outside the update, so every module holds
+    its full tensors; `state_dict()` would instead reshard the model and return this rank's DTensor shards. The
+    walk below reads what the modules hold, with `state_dict()`'s keys (every path of a shared module, tied
+    weights under both names; persistent buffers only) and no collectives, so each rank may call it alone (a
+    vLLM engine per rank syncs from it). Any other model: its own `state_dict()`, hooks included."""
+    if not fsdp_modules(model):
+        return {key: value.detach() for key, value in model.state_dict().items()}
+    state = module_attributes_state(model)
+    if any(type(value).__name__ == "DTensor" for value in state.values()):
+        raise LadkitError("the sharded model's weights are not gathered; call distributed.unshard(model) first")
+    return state
+
+
+def module_attributes_state(model) -> dict[str, Any]:
+    """The parameters and persistent buffers each module holds, under `state_dict()`'s keys, without its hooks."""
+    state = {}
+    for prefix, module in model.named_modules(remove_duplicate=False):
+        prefix = f"{prefix}." if prefix else ""
+        for name, param in module._parameters.items():
+            if param is not None:
+                state[prefix + name] = param.detach()
+        for name, buffer in module._buffers.items():
+            if buffer is not None and name not in module._non_persistent_buffers_set:
+                state[prefix + name] = buffer.detach()
+    return state
+
+
+def fsdp_modules(model) -> list:
+    """The modules of `model` sharded with FSDP2's `fully_shard` (none without a process group)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):  # one process: nothing is sharded (and no module walk)
+        return []
+    from torch.distributed.fsdp import FSDPModule
+
+    return [module for module in model.modules() if isinstance(module, FSDPModule)]
 
 
 def merged_lora_layers(model) -> dict[str, tuple[Any, Any]]:

@@ -13,6 +13,8 @@ Weight sync after each optimiser step (see docs/design.md 8.2):
   `reload_weights(weights_iterator=...)` (vllm 0.32; versions without it get `apply_model(model.load_weights)`),
   then the prefix cache is reset because its blocks were computed with the old weights.
 Both need the engine in this process, hence VLLM_ENABLE_V1_MULTIPROCESSING=0 (set unless the user set it).
+Every path reads the weights through `current_state_dict`, so a model sharded with FSDP2 and gathered by the
+trainer (distributed.strategy=fsdp) syncs its full weights into each rank's own engine, without collectives.
 
 Sleep mode (GPU): during the trainer's update the engine is put to sleep (`sleep()`: vLLM's sleep level 1,
 weights offloaded to CPU memory, KV cache freed), so the update has the GPU's memory; the next generate() or
@@ -162,7 +164,9 @@ class VLLMBackend:
 
             self._load_weights(merged_lora_weights(model))
         else:
-            self._load_weights([(name, tensor.detach()) for name, tensor in model.state_dict().items()])
+            from ladkit.models.loading import current_state_dict
+
+            self._load_weights(list(current_state_dict(model).items()))
 
     def sleep(self) -> None:
         """Free the engine's GPU memory until the next generate() or sync_weights() (vLLM sleep level 1: weights
@@ -193,12 +197,15 @@ class VLLMBackend:
     def _sync_adapter(self, model) -> None:
         from vllm.lora.request import LoRARequest
 
+        from ladkit.models.loading import current_state_dict
+
         adapter = model.active_adapter
         rank = model.peft_config[adapter].r
         if rank > self.lora_rank:
             raise LadkitError(f"vllm backend: the adapter has rank {rank} > lora_rank={self.lora_rank}; raise it")
         folder = self._adapter_dir / f"v{self._version}"
-        model.save_pretrained(folder, selected_adapters=[adapter])
+        # current_state_dict: a gathered FSDP2 model's full adapter (its state_dict() would give this rank's shard)
+        model.save_pretrained(folder, selected_adapters=[adapter], state_dict=current_state_dict(model))
         path = folder if adapter == "default" else folder / adapter  # peft nests non-default adapters
         # Fresh name and id per version: vLLM loads it as a new adapter (no stale cache entry, no stale prefix KV).
         self._lora_request = LoRARequest(f"ladkit-v{self._version}", self._version, str(path))

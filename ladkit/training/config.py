@@ -131,8 +131,9 @@ class DistributedConfig:
     """'ddp': every process holds the whole model and gradients are all-reduced. 'fsdp': torch FSDP2 shards the
     frozen base, the adapter, gradients and optimiser state across processes (each block, then the root), for
     models beyond one GPU's memory; weights are gathered for sampling, evaluation and checkpoints
-    (ladkit.training.distributed). Objectives with extra heads (FlowRL's log Z) and rollout.backend=vllm need
-    'ddp'."""
+    (ladkit.training.distributed). With rollout.backend=vllm each process runs its own engine on the full
+    weights, synced from the gathered model (sleep mode frees it during the update). Objectives with extra heads
+    (FlowRL's log Z) need 'ddp'."""
 
     def __post_init__(self) -> None:
         if self.strategy not in ("ddp", "fsdp"):
@@ -228,11 +229,6 @@ class TrainConfig:
         if self.distributed.strategy == "fsdp" and objective.needs_for(self.objective_config).heads:
             raise LadkitError(
                 f"distributed.strategy=fsdp does not shard {self.objective}'s extra heads; use distributed.strategy=ddp"
-            )
-        if self.distributed.strategy == "fsdp" and self.rollout.backend == "vllm":
-            raise LadkitError(
-                "distributed.strategy=fsdp samples with rollout.backend=hf only (vLLM's weight sync of a sharded "
-                "model is not built yet); use distributed.strategy=ddp for vllm"
             )
         ESTIMATORS.get(self.advantage)
         if self.group_size < 2:

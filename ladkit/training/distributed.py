@@ -6,7 +6,8 @@ the process group (NCCL on GPUs, gloo on CPUs) and, by `distributed.strategy`:
 - fsdp: shard it with torch FSDP2 (`fully_shard` on each transformer block, then the root), the frozen base
   and the adapter alike, so each rank holds 1/world of every weight, gradient and optimiser state.
 Under fsdp the parameters are gathered (`unshard`) for everything but the update: rollouts, pi_old, tracked
-prompts, evaluation and weight sync then run on full weights without collectives, so ranks may generate
+prompts, evaluation and weight sync (each rank's vLLM engine reads the gathered tensors through
+`models.loading.current_state_dict`) then run on full weights without collectives, so ranks may generate
 different lengths and the main process may run its forwards alone; `reshard` before the update gives the
 memory back. Checkpoints hold the gathered adapter and the gathered optimiser state (written by rank 0, in
 the same files as ddp's), and a resume shards them again (`load_sharded`). Everything else in the loop is
@@ -23,6 +24,7 @@ import torch
 import torch.distributed as dist
 
 from ladkit.errors import LadkitError
+from ladkit.models.loading import fsdp_modules
 
 
 @dataclass(frozen=True)
@@ -120,29 +122,21 @@ def shard(model: torch.nn.Module, info: DistInfo, strategy: str) -> torch.nn.Mod
     return model
 
 
-def _sharded_modules(model: torch.nn.Module) -> list:
-    if not (dist.is_available() and dist.is_initialized()):  # one process: nothing is sharded (and no module walk)
-        return []
-    from torch.distributed.fsdp import FSDPModule
-
-    return [module for module in model.modules() if isinstance(module, FSDPModule)]
-
-
 def is_sharded(model: torch.nn.Module) -> bool:
-    return bool(_sharded_modules(model))
+    return bool(fsdp_modules(model))
 
 
 def unshard(model: torch.nn.Module) -> None:
     """Gather every sharded module's parameters and keep them gathered through forwards (no collectives until
     `reshard`): called by every rank at once. Nothing for an unsharded model or one already gathered."""
-    for module in _sharded_modules(model):
+    for module in fsdp_modules(model):
         module.unshard()
         module.set_reshard_after_forward(False)
 
 
 def reshard(model: torch.nn.Module) -> None:
     """Free the gathered parameters (before the update, whose forwards gather block by block)."""
-    for module in _sharded_modules(model):
+    for module in fsdp_modules(model):
         module.reshard()
         module.set_reshard_after_forward(True)
 

@@ -1,5 +1,6 @@
 """merged_lora_weights: a peft LoRA model's weights with the adapter merged in, under the base checkpoint's
-names, leave the model untouched and reproduce its outputs when loaded into the plain architecture."""
+names, leave the model untouched and reproduce its outputs when loaded into the plain architecture.
+module_attributes_state (what a gathered FSDP2 model's weights are read through) is state_dict() itself."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 
 from ladkit.errors import LadkitError
-from ladkit.models.loading import merged_lora_weights
+from ladkit.models.loading import current_state_dict, merged_lora_weights, module_attributes_state
 from ladkit.models.tiny import build_tiny_model
 
 torch.set_num_threads(1)
@@ -49,3 +50,19 @@ def test_dora_is_refused_with_the_fix(tmp_path):
     )
     with pytest.raises(LadkitError, match="supports plain LoRA only .* use rollout.vllm_lora_sync=adapter"):
         merged_lora_weights(peft)
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+@pytest.mark.parametrize("lora", [False, True], ids=["plain", "peft"])
+def test_module_attributes_reproduce_the_state_dict(tmp_path, arch, lora):
+    # current_state_dict reads a gathered FSDP2 model this way (its state_dict() would reshard it and give this
+    # rank's shards), so the walk must be state_dict() itself: same keys in the same order, same tensors, shared
+    # modules under every path, and non-persistent buffers (the rotary inv_freq) left out
+    model = tiny(build_tiny_model(tmp_path, arch, hidden=32, heads=2, layers=2))
+    if lora:
+        model = get_peft_model(model, LoraConfig(r=4, target_modules="all-linear"))
+    assert any(name.endswith("inv_freq") for name, _ in model.named_buffers())  # the exclusion is exercised
+    expected, walked = model.state_dict(), module_attributes_state(model)
+    assert list(walked) == list(expected)
+    assert all(torch.equal(walked[key], value) and not walked[key].requires_grad for key, value in expected.items())
+    assert current_state_dict(model).keys() == expected.keys()  # not sharded: state_dict() itself
