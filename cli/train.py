@@ -61,7 +61,20 @@ def train(
     from ladkit.training.resolve import resolve
 
     if resume is not None:
-        return _resume(resume, live)
+        given = {
+            "--config": config, "--set": set_ or None, "--model": model, "--lora/--no-lora": lora,
+            "--objective": objective, "--divergence": divergence, "--task": task, "--dataset": dataset,
+            "--backend": backend, "--steps": steps, "--group-size": group_size,
+            "--prompts-per-step": prompts_per_step, "--seed": seed, "--run-dir": run_dir,
+            "--tensorboard/--no-tensorboard": tensorboard,
+        }  # fmt: skip
+        changed = [flag for flag, value in given.items() if value is not None]
+        if changed:
+            raise LadkitError(
+                f"--resume continues {resume} with its config.yaml, so {changed[0]} cannot change it (only "
+                "--threads and --live/--no-live apply); raise steps in that file to train longer, or start a new run"
+            )
+        return _resume(resume, live, threads)
     flags = {
         "model.name_or_path": model,
         "model.lora": lora,
@@ -96,12 +109,16 @@ def _default_run_dir(config) -> Path:
     return unique_path(Path("runs") / run_name(what, task, f"s{config.seed}"))
 
 
-def _resume(run_dir: Path, live: bool) -> None:
+def _resume(run_dir: Path, live: bool, threads: int | None) -> None:
+    """Continue `run_dir` with its own config; --threads (how this process runs, not what it trains) applies."""
     from ladkit.config import build
     from ladkit.training.config import TrainConfig
     from ladkit.training.setup import read_config
 
-    _run(build(TrainConfig, read_config(run_dir)), run_dir, resume=True, live=live)
+    data = read_config(run_dir)
+    if threads is not None:
+        data["threads"] = threads
+    _run(build(TrainConfig, data), run_dir, resume=True, live=live)
 
 
 def _run(config, run_dir: Path, resume: bool, live: bool) -> None:

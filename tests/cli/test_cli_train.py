@@ -113,6 +113,30 @@ def test_resolved_config_round_trips_through_the_run_folder(monkeypatch, tmp_pat
     assert (task.dataset.prompt_field, task.countdown.generator_options) == ("question", {"max_target": 30})
 
 
+def test_resume_takes_threads_and_refuses_flags_that_would_change_the_run(monkeypatch, tmp_path):
+    from ladkit.config import to_dict
+    from ladkit.errors import LadkitError
+    from ladkit.runs import RunWriter
+    from ladkit.training.resolve import resolve
+
+    config = resolve(None, [], {"threads": 1})
+    RunWriter(tmp_path / "run", to_dict(config), command="train").finish(status="completed")
+    seen = {}
+    monkeypatch.setattr("ladkit_cli.train._run", lambda config, run_dir, resume, live: seen.update(c=config))
+    result = CliRunner().invoke(app, ["train", "--resume", str(tmp_path / "run"), "--threads", "3", "--no-live"])
+    assert result.exit_code == 0, result.output
+    assert seen["c"].threads == 3 and seen["c"].objective == config.objective  # how it runs, not what it trains
+    for flags, named in [(["--objective", "grpo"], "--objective"), (["--set", "optim.lr=1"], "--set"),
+                         (["--no-lora"], "--lora/--no-lora"), (["--steps", "9"], "--steps")]:  # fmt: skip
+        seen.clear()
+        result = CliRunner().invoke(app, ["train", "--resume", str(tmp_path / "run"), *flags, "--no-live"])
+        assert isinstance(result.exception, LadkitError) and not seen  # refused before anything runs
+        assert f"so {named} cannot change it" in str(result.exception)
+    out = run_cli("train", "--resume", str(tmp_path / "run"), "--seed", "5")  # the installed command: one line
+    assert out.returncode == 2 and out.stderr.startswith("error: --resume continues ") and "Traceback" not in out.stderr
+    assert "so --seed cannot change it" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
 def test_resume_reads_a_run_folder_of_the_flat_task_layout(monkeypatch, tmp_path):
     # config.yaml of a run started before the task sections: --resume moves the keys to their sections
     import yaml
