@@ -21,6 +21,7 @@ from typing import Any
 
 from ladkit.config import build
 from ladkit.errors import LadkitError
+from ladkit.models.inputs import fit_prompts
 from ladkit.models.loading import load_policy, render_prompt, resolve_model_path
 from ladkit.rollout import make_backend
 from ladkit.runs import run_name, to_jsonable, unique_path
@@ -157,10 +158,11 @@ def _sample_and_score(target: Target, ks, n: int, backend_name: str, prompts, te
     """Sample n completions per held-out prompt, score them, and compute the metrics."""
     config = target.config
     task = make_task(config.task)
-    examples = list(task.eval_examples())[:prompts]
-    if not examples:
+    if not task.eval_examples():
         raise LadkitError(f"task {config.task.name!r} has no held-out prompts to evaluate on")
     model, tokenizer = load_target(target)
+    fit_prompts(task, tokenizer)  # the held-out prompts training evaluated on (max_prompt_tokens in its tokens)
+    examples = list(task.eval_examples())[:prompts]
     sampling = replace(config.rollout.sampling(), temperature=temperature or config.rollout.temperature)
     backend = make_backend(
         backend_name,

@@ -4,6 +4,7 @@
   be flattened into "user: ..." text the model was never trained on, and its answers mean little.
 - every prompt plus `rollout.max_new_tokens` must fit the model's context (`max_position_embeddings`): past it,
   positions the model has never seen (or, with learned position embeddings, an index error mid-run).
+- before both, a data set drops its prompts over `task.dataset.max_prompt_tokens` tokens (`fit_prompts`).
 
 `render_all` renders every prompt once (train and held-out) and returns the token ids by example id, so the
 trainer's prompt cache is filled by the same pass that checks them.
@@ -35,17 +36,37 @@ def context_length(model) -> int | None:
     return None
 
 
-def render_all(tokenizer, model, examples: Iterable, max_new_tokens: int) -> dict[str, list[int]]:
-    """Token ids of every example's prompt by example id; a one-line error naming the first prompt that, with
-    `max_new_tokens`, does not fit the model's context."""
+def fit_prompts(task, tokenizer) -> dict[str, list[int]]:
+    """Let a task that bounds its prompts in tokens (a data set's `max_prompt_tokens`: `fit_prompts`) drop the
+    longer ones, measured as the model sees them; returns the token ids rendered on the way, by example id."""
+    from ladkit.models.loading import render_prompt
+
+    rendered: dict[str, list[int]] = {}
+
+    def tokens(example) -> int:
+        if example.id not in rendered:
+            rendered[example.id] = render_prompt(tokenizer, example.prompt)
+        return len(rendered[example.id])
+
+    fit = getattr(task, "fit_prompts", None)
+    if fit is not None:
+        fit(tokens)
+    return rendered
+
+
+def render_all(
+    tokenizer, model, examples: Iterable, max_new_tokens: int, rendered: dict[str, list[int]] | None = None
+) -> dict[str, list[int]]:
+    """Token ids of every example's prompt by example id (`rendered`: ids already made, reused); a one-line error
+    naming the first prompt that, with `max_new_tokens`, does not fit the model's context."""
     from ladkit.models.loading import render_prompt
 
     limit = context_length(model)
-    rendered: dict[str, list[int]] = {}
+    known, rendered = rendered or {}, {}
     for example in examples:
         if example.id in rendered:
             continue
-        ids = rendered[example.id] = render_prompt(tokenizer, example.prompt)
+        ids = rendered[example.id] = known.get(example.id) or render_prompt(tokenizer, example.prompt)
         if limit is not None and len(ids) + max_new_tokens > limit:
             raise LadkitError(
                 f"prompt {example.id!r} is {len(ids)} tokens and rollout.max_new_tokens is {max_new_tokens}: "
@@ -59,8 +80,9 @@ def check_inputs(config, task, tokenizer, model) -> dict[str, list[int]]:
     """Both checks for a TrainConfig-like `config` (task.prompt_style, rollout.max_new_tokens, model.name_or_path)
     over the task's training and held-out prompts; returns their token ids by example id."""
     require_chat_template(tokenizer, config.task.prompt_style, config.model.name_or_path)
+    rendered = fit_prompts(task, tokenizer)  # a data set's max_prompt_tokens, in the model's tokens
     examples = [*task.train_examples(), *task.eval_examples()]
-    return render_all(tokenizer, model, examples, config.rollout.max_new_tokens)
+    return render_all(tokenizer, model, examples, config.rollout.max_new_tokens, rendered)
 
 
-__all__ = ["check_inputs", "context_length", "render_all", "require_chat_template"]
+__all__ = ["check_inputs", "context_length", "fit_prompts", "render_all", "require_chat_template"]

@@ -8,6 +8,8 @@ train / eval split; reading the rows is `files.py`. Rewards default to math-veri
   kept once, and no training prompt is also an eval prompt.
 - A row whose prompt or answer is longer than `max_prompt_tokens` x CHARS_PER_TOKEN characters is skipped and
   counted (`too_long`, part of `skipped`) before any tokeniser sees it: one huge row cannot take the memory.
+  Once the model's tokenizer is loaded, `fit_prompts` drops the prompts over `max_prompt_tokens` tokens as
+  rendered (chat template included), as verl's filter_overlong_prompts does, counted the same way.
 - A prompt that is a list of chat messages is kept as messages. A plain-text prompt is, in the `chat` style,
   one user message with an instruction to answer in \\boxed{}; in the `compact` style it is the raw text.
 - Gold answers holding "#### x" (GSM8K) or \\boxed{x} are reduced to x.
@@ -21,7 +23,7 @@ from __future__ import annotations
 import json
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,9 +84,10 @@ class DatasetConfig:
     """The run refuses to start when more than this share of a split's rows cannot be used (no prompt or answer
     where the field mapping points, or no usable tests); unusable rows below it are skipped and counted."""
     max_prompt_tokens: int = 4096
-    """Rows whose prompt (or gold answer) is over this many tokens, judged before tokenising by a bound of
-    CHARS_PER_TOKEN = 16 characters per token, are skipped and counted (task.stats too_long); a prompt must also
-    fit the model's context, which is checked in tokens before the run starts."""
+    """Prompts over this many tokens, as the run's tokenizer and chat template render them, are skipped and
+    counted (meta.json data_rows too_long) before the run starts, in `ladkit train` and `ladkit eval` alike; rows
+    over CHARS_PER_TOKEN = 16 characters per token (prompt or gold answer) are skipped before any tokenizer sees
+    them. A kept prompt must also fit the model's context with rollout.max_new_tokens (a one-line error)."""
 
     def __post_init__(self) -> None:
         for key in ("path", "config_name", "split", "prompt_field", "answer_field"):
@@ -216,9 +219,12 @@ class DatasetTask:
         self.train_size, self.eval_size = train_size, eval_size
         self.scorer = scorer or MathVerifyScorer()
         self.max_skipped_fraction = max_skipped_fraction
+        self.max_prompt_tokens = max_prompt_tokens
         self.max_chars = max_prompt_tokens * CHARS_PER_TOKEN
         self.stats: dict[str, dict[str, int]] = {}
         self._splits: tuple[list[Example], list[Example]] | None = None
+        self._all: tuple[list[Example], list[Example]] = ([], [])  # the splits before train_size / eval_size
+        self._fitted = False
 
     # -- loading
 
@@ -308,11 +314,52 @@ class DatasetTask:
 
     def _ensure(self) -> tuple[list[Example], list[Example]]:
         if self._splits is None:
-            train, evaluation = self._split_examples()
+            self._all = self._split_examples()
+            train, evaluation = self._all
             train = train[: self.train_size] if self.train_size is not None else train
             evaluation = evaluation[: self.eval_size] if self.eval_size is not None else evaluation
             self._splits = (train, evaluation)
         return self._splits
+
+    def fit_prompts(self, tokens: Callable[[Example], int]) -> None:
+        """Keep the prompts of at most max_prompt_tokens tokens as the model sees them (`tokens`: the length of
+        an example's prompt rendered by the run's tokenizer and chat template), once.
+
+        Each split's rows are walked in their order, longer prompts skipped and counted (`too_long`, part of
+        `skipped`) until train_size / eval_size prompts are kept, so the sizes hold where the data allows; the
+        same tokenizer and data keep the same prompts (a resumed run sees its own). More than
+        max_skipped_fraction of the prompts walked over the limit is a one-line error."""
+        if self._fitted:
+            return
+        self._ensure()
+        train, evaluation = self._all
+        self._splits = (
+            self._fit(train, self.train_size, tokens, "train"),
+            self._fit(evaluation, self.eval_size, tokens, "eval"),
+        )
+        self._fitted = True
+
+    def _fit(self, examples: list[Example], size: int | None, tokens, split: str) -> list[Example]:
+        kept, dropped = [], 0
+        for example in examples:
+            if size is not None and len(kept) >= size:
+                break
+            if tokens(example) > self.max_prompt_tokens:
+                dropped += 1
+            else:
+                kept.append(example)
+        if dropped:
+            stats = self.stats.setdefault(split, {})
+            stats["too_long"] = stats.get("too_long", 0) + dropped
+            stats["skipped"] = stats.get("skipped", 0) + dropped
+        walked = len(kept) + dropped
+        if walked and dropped > self.max_skipped_fraction * walked:
+            raise LadkitError(
+                f"{dropped} of {walked} {split} prompts of {self.source} are over task.dataset.max_prompt_tokens="
+                f"{self.max_prompt_tokens} tokens as the model renders them; raise max_prompt_tokens or "
+                "task.dataset.max_skipped_fraction, or use shorter prompts"
+            )
+        return kept
 
     @property
     def skipped_rows(self) -> int:

@@ -1,5 +1,6 @@
 """One bad row cannot take the process's memory (issue 20.4): a prompt or gold answer over
 task.dataset.max_prompt_tokens x CHARS_PER_TOKEN characters is skipped and counted before any tokeniser sees it.
+Then, with the model's tokenizer, prompts over max_prompt_tokens tokens as rendered are dropped (`fit_prompts`).
 """
 
 from __future__ import annotations
@@ -87,3 +88,57 @@ def test_a_training_run_records_the_rows_it_skipped_in_meta_json(tmp_path):
     train(config, tmp_path / "run")
     meta = json.loads((tmp_path / "run" / "meta.json").read_text())
     assert meta["data_rows"]["train"] == {"rows": 17, "skipped": 1, "too_long": 1, "duplicates": 0}
+
+
+def _lengths_task(tmp_path, lengths, **options):
+    """A data set whose prompt i is "p<i>:" followed by lengths[i] - 1 letters (compact style, no chat text)."""
+    rows = [{"prompt": f"p{i}:" + "a" * (n - 1), "answer": str(i)} for i, n in enumerate(lengths)]
+    options = {"eval_size": 0, "scorer": object(), "prompt_style": "compact", **options}
+    return DatasetTask(str(_write(tmp_path / "d.jsonl", rows)), **options)
+
+
+def test_prompts_over_max_prompt_tokens_are_dropped_and_the_split_is_topped_up(tmp_path):
+    lengths = [2, 9, 3, 9, 4, 5, 1]
+    task = _lengths_task(tmp_path, lengths, train_size=3, max_prompt_tokens=8)
+    assert len(task.train_examples()) == 3  # rows 0, 1, 2 before the model's tokenizer is known
+    asked = []
+
+    def tokens(example):  # stands in for the rendered length: the letters after "p<i>:", plus one
+        asked.append(example.id)
+        return lengths[int(example.prompt.split(":")[0][1:])]
+
+    task.fit_prompts(tokens)
+    # walked in order: 2 kept, 9 dropped, 3 kept, 9 dropped, 4 kept: three kept, so rows 5 and 6 are not asked
+    assert [e.prompt.split(":")[0] for e in task.train_examples()] == ["p0", "p2", "p4"]
+    assert len(asked) == 5
+    assert task.stats["train"] == {"rows": 7, "skipped": 2, "too_long": 2, "duplicates": 0}
+    task.fit_prompts(lambda example: 10**6)  # once: a second call changes nothing
+    assert len(task.train_examples()) == 3 and task.stats["train"]["too_long"] == 2
+
+
+def test_most_prompts_over_max_prompt_tokens_is_a_one_line_error(tmp_path):
+    task = _lengths_task(tmp_path, [9, 9, 3, 9], max_prompt_tokens=8)  # 3 of 4 over: more than the half allowed
+    with pytest.raises(LadkitError) as error:
+        task.fit_prompts(lambda example: int(len(example.prompt.split(":")[1]) + 1))
+    message = str(error.value)
+    assert message.startswith("3 of 4 train prompts of ") and "\n" not in message
+    assert "over task.dataset.max_prompt_tokens=8 tokens as the model renders them; raise max_prompt_tokens" in message
+
+
+def test_a_training_run_drops_prompts_over_max_prompt_tokens_in_the_models_tokens(tmp_path):
+    from ladkit.training.loop import train
+
+    # the builtin model's character tokenizer: a compact prompt of n characters is n tokens (+ BOS); 30-character
+    # prompts are far under the character bound (12 x 16 = 192) and over 12 tokens: only the tokenizer sees it
+    rows = [{"prompt": f"{i}+{i % 7}=", "answer": str(i + i % 7)} for i in range(16)]
+    rows += [{"prompt": f"{i}" + "+0" * 14 + "=", "answer": str(i)} for i in (3, 5)]
+    data = {"path": str(_write(tmp_path / "d.jsonl", rows)), "max_prompt_tokens": 12}
+    config = build(
+        TrainConfig,
+        {"steps": 1, "prompts_per_step": 2, "group_size": 2, "eval_every": 0, "tracked_prompts": 0,
+         "task": {"name": "dataset", "prompt_style": "compact", "eval_size": 2, "dataset": data}},
+    )  # fmt: skip
+    train(config, tmp_path / "run")
+    meta = json.loads((tmp_path / "run" / "meta.json").read_text())
+    dropped = sum(part.get("too_long", 0) for part in meta["data_rows"].values())
+    assert dropped == 2 and meta["data_rows"]["train"]["rows"] == 18
