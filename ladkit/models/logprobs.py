@@ -21,6 +21,7 @@ GPU the second pass costs more kernel launches than the positions it saves, docs
 from __future__ import annotations
 
 import weakref
+from typing import Any
 
 import torch
 
@@ -66,26 +67,29 @@ def response_logit_blocks(
         position_ids=position_ids_from_mask(attention_mask),
         use_cache=False,
     )
-    if want_hidden:
-        out = model(**inputs, output_hidden_states=True)
-        return [out.logits[:, -(width + 1) : -1]], out.hidden_states[-1][:, : length - width]
     # The positions L-T-1 .. L-2 predict the last T tokens (the last position predicts past the sequence).
-    return [_logits_at(model, inputs, torch.arange(length - width - 1, length - 1, device=input_ids.device))], None
+    columns = torch.arange(length - width - 1, length - 1, device=input_ids.device)
+    if want_hidden:
+        logits, out = _logits_at(model, inputs, columns, output_hidden_states=True)
+        return [logits], out.hidden_states[-1][:, : length - width]
+    return [_logits_at(model, inputs, columns)[0]], None
 
 
-def _logits_at(model, inputs: dict, columns: torch.Tensor) -> torch.Tensor:
-    """The model's logits at `columns` [t] only, [N, t, V]: through `logits_to_keep` given as indices where the
-    architecture takes them (the lm_head then runs on those columns alone), else the full logits indexed."""
+def _logits_at(model, inputs: dict, columns: torch.Tensor, **options) -> tuple[torch.Tensor, Any]:
+    """The model's logits at `columns` [t] only, [N, t, V], and its whole output (hidden states with
+    output_hidden_states=True in `options`): through `logits_to_keep` given as indices where the architecture
+    takes them (the lm_head then runs on those columns alone), else the full logits indexed."""
     if model not in _NO_LOGITS_TO_KEEP:
         try:
-            logits = model(**inputs, logits_to_keep=columns).logits
+            out = model(**inputs, **options, logits_to_keep=columns)
         except (TypeError, RuntimeError):  # no logits_to_keep, or a count only (`-n:` or `n > 0` fails on
             _NO_LOGITS_TO_KEEP.add(model)  # indices); a real error recurs in the full forward below
         else:
-            if logits.shape[1] == len(columns):
-                return logits
+            if out.logits.shape[1] == len(columns):
+                return out.logits, out
             _NO_LOGITS_TO_KEEP.add(model)
-    return model(**inputs).logits[:, columns]
+    out = model(**inputs, **options)
+    return out.logits[:, columns], out
 
 
 def _shared_prompt_forward(model, prefix_model, input_ids, attention_mask, width, prompt_index, want_hidden):
@@ -113,7 +117,7 @@ def _shared_prompt_forward(model, prefix_model, input_ids, attention_mask, width
     # Response token 0 is predicted by the last prompt column; token t > 0 by response column t - 1.
     # (With width 1 the response block is empty; the pass still runs: under DDP it is the wrapper's forward.)
     columns = torch.arange(width - 1, device=input_ids.device)
-    blocks = [prompt.logits[:, -1:][inverse], _logits_at(model, response_inputs, columns)]  # [N, 1, V], [N, T-1, V]
+    blocks = [prompt.logits[:, -1:][inverse], _logits_at(model, response_inputs, columns)[0]]  # [N,1,V], [N,T-1,V]
     hidden = prompt.hidden_states[-1][inverse] if want_hidden else None  # [N, P, H]
     return blocks, hidden
 

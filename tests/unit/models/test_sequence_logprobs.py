@@ -203,3 +203,34 @@ def test_models_without_logits_to_keep_indices_get_the_same_logprobs_and_gradien
     torch.testing.assert_close(results[1][0], results[0][0])
     for fallback, direct in zip(results[1][1], results[0][1]):
         torch.testing.assert_close(fallback, direct)
+
+
+@pytest.mark.parametrize("wrapper", [None, CountOnly])
+def test_the_hidden_states_path_runs_the_lm_head_on_the_response_columns_only(llama_char_dir, wrapper):
+    # FlowRL's log Z head reads the last hidden states over the prompt columns; the same forward's logits are
+    # needed at the T predicting columns only, so the lm_head sees [N, T, H] (a count-only model: all L columns,
+    # indexed), and the values are the plain full forward's
+    from ladkit.models.logprobs import response_logprobs_and_hidden
+
+    model, tokenizer = load_policy(ModelConfig(name_or_path=str(llama_char_dir), lora=False))
+    input_ids, attention_mask, response_mask, _ = _batch(len(tokenizer), tokenizer.pad_token_id, seed=3)
+    seen = []
+    hook = model.lm_head.register_forward_hook(lambda module, args, out: seen.append(args[0].shape[1]))
+    policy = model if wrapper is None else wrapper(model)
+    with torch.no_grad():
+        logprobs, _, hidden = response_logprobs_and_hidden(
+            policy, input_ids, attention_mask, response_mask, want_hidden=True
+        )  # [N, T], [N, P, H]
+        hook.remove()
+        reference, _ = sequence_logprobs(model, input_ids, attention_mask, response_mask)  # [N, T]
+        full = model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            output_hidden_states=True,
+            position_ids=(attention_mask.cumsum(-1) - 1).clamp(min=0),
+        )
+    P, T = input_ids.shape[1] - response_mask.shape[1], response_mask.shape[1]
+    # the count-only model fails on the indices after its forward, then runs the full one (and is remembered)
+    assert seen == ([T] if wrapper is None else [P + T, P + T])
+    torch.testing.assert_close(logprobs, reference)
+    torch.testing.assert_close(hidden, full.hidden_states[-1][:, :P])
