@@ -72,14 +72,66 @@ def test_inverse_cdf_picks_the_first_token_past_the_target():
     assert inverse_cdf(torch.tensor([[0.5, 0.5, 0.0, 0.0]]), torch.tensor([1.0], dtype=torch.float64)).item() == 1
 
 
-def test_inverse_cdf_of_evenly_spread_uniforms_reproduces_the_distribution():
+@pytest.mark.parametrize("block", [2, 3, 1], ids=["two-blocks", "padded-tail", "one-token-blocks"])
+def test_two_level_inverse_cdf_follows_the_same_rules(block):
     from ladkit.rollout.hf import inverse_cdf
 
-    # u_i = (i + 0.5) / N lands in token k's interval exactly N * p_k times (p_k * N integral here).
+    # The same distribution searched in blocks: block masses [0.5, 0.5] (block 2), [0.75, 0.25] (block 3, the
+    # last block one token long), then the position inside the block. u = 0.51: block 2 -> second block at
+    # (0.51 - 0.5) / 0.5 = 0.02 of its mass -> token 2; block 3 -> first block at 0.68 of 0.75 -> cdf 0.51
+    # inside [0.5, 0.5, 0.75] -> token 2, past the zero-probability token 1. u = 1 -> the top rule at each level.
+    probs = torch.tensor([[0.5, 0.0, 0.25, 0.25]]).repeat(6, 1)
+    u = torch.tensor([0.0, 0.49, 0.51, 0.74, 0.76, 1.0], dtype=torch.float64)
+    assert inverse_cdf(probs, u, block).flatten().tolist() == [0, 0, 2, 2, 3, 3]
+    # trailing zero-probability tokens are never returned, even for u = 1: with block 2 the whole second block
+    # is zero, with block 3 the one-token tail block
+    top_cut = torch.tensor([[0.5, 0.5, 0.0, 0.0]])
+    assert inverse_cdf(top_cut, torch.tensor([1.0], dtype=torch.float64), block).item() == 1
+
+
+def test_two_level_inverse_cdf_matches_the_flat_search_on_a_large_vocabulary():
+    from ladkit.rollout.hf import inverse_cdf
+
+    # 300 rows of a 50,000-token vocabulary (not a multiple of the block), a third of them top-k cut to 40
+    # tokens: the block search must pick the flat float64 search's token (a tie within rounding has
+    # probability ~1e-12 per draw here)
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(300, 50_000, generator=generator) * 3
+    cut = logits[:100].topk(40, dim=-1)
+    logits[:100] = torch.full_like(logits[:100], float("-inf")).scatter(-1, cut.indices, cut.values)
+    probs = torch.softmax(logits, dim=-1)
+    u = torch.rand(300, generator=generator, dtype=torch.float64)
+    flat = inverse_cdf(probs, u, block=50_000)
+    assert torch.equal(inverse_cdf(probs, u), flat) and torch.equal(inverse_cdf(probs, u, block=777), flat)
+    assert all(probs[r, flat[r, 0]] > 0 for r in range(300))
+    # a tail token keeps its probability: token 30,000 of a row set to 1e-9, inside a block of the usual mass.
+    # The search is monotone in u, so the u that pick it form an interval; its ends by bisection (60 halvings
+    # of [0, 1] in float64): its width is the token's share of the row's total to float32's relative precision
+    row = probs[100].clone()
+    row[30_000] = 1e-9
+
+    def first_u_reaching(token: int) -> float:
+        low, high = 0.0, 1.0
+        for _ in range(60):
+            middle = (low + high) / 2
+            picked = inverse_cdf(row.unsqueeze(0), torch.tensor([middle], dtype=torch.float64)).item()
+            low, high = (middle, high) if picked < token else (low, middle)
+        return high
+
+    width = first_u_reaching(30_001) - first_u_reaching(30_000)
+    assert width == pytest.approx(1e-9 / float(row.double().sum()), rel=1e-5)
+
+
+@pytest.mark.parametrize("block", [4, 2, 3])
+def test_inverse_cdf_of_evenly_spread_uniforms_reproduces_the_distribution(block):
+    from ladkit.rollout.hf import inverse_cdf
+
+    # u_i = (i + 0.5) / N lands in token k's interval exactly N * p_k times (p_k * N integral here), searched
+    # flat (block 4) or in blocks (no u_i is within rounding of a boundary: they sit half a step away)
     probs = torch.tensor([0.1, 0.2, 0.3, 0.4])
     n = 10_000
     u = (torch.arange(n, dtype=torch.float64) + 0.5) / n
-    counts = torch.bincount(inverse_cdf(probs.expand(n, 4), u).flatten(), minlength=4)
+    counts = torch.bincount(inverse_cdf(probs.expand(n, 4), u, block).flatten(), minlength=4)
     assert counts.tolist() == [1000, 2000, 3000, 4000]
 
 
