@@ -359,10 +359,10 @@ class _ChooseToken(LogitsProcessor):
 
 
 CDF_BLOCK = 1024
-"""Vocabulary entries per block of the two-level inverse-CDF lookup (`inverse_cdf`)."""
+"""Vocabulary entries per block of the two-level inverse-CDF lookup (`inverse_cdf`) on a CPU."""
 
 
-def inverse_cdf(probs: torch.Tensor, uniforms: torch.Tensor, block: int = CDF_BLOCK) -> torch.Tensor:
+def inverse_cdf(probs: torch.Tensor, uniforms: torch.Tensor, block: int | None = None) -> torch.Tensor:
     """For each row, the first token whose cumulative probability exceeds u * total. [R, V], [R] -> [R, 1]
 
     The cumulative sums are in float64, so tail tokens keep their probability. A token of probability 0 (cut by
@@ -378,9 +378,12 @@ def inverse_cdf(probs: torch.Tensor, uniforms: torch.Tensor, block: int = CDF_BL
     drawn with its probability to float32's relative precision, tail tokens included; the float64 cumulative sum
     over all of [R, V] it replaces wrote and read 8 bytes per entry: 5.9 ms a token for 16 rows of a 49k
     vocabulary on this CPU, 0.4 ms in blocks. Draws on the exact boundary between two tokens (probability ~0)
-    may fall either side by rounding.
+    may fall either side by rounding. `block` unset: CDF_BLOCK on a CPU; on a GPU the flat search, whose memory
+    traffic costs little there and which launches a third of the kernels (decoding on a GPU is launch-bound).
     """
     rows, vocabulary = probs.shape
+    if block is None:
+        block = CDF_BLOCK if probs.device.type == "cpu" else vocabulary
     if vocabulary <= block:
         cdf = probs.double().cumsum(-1)  # [R, V]
         return _first_past(cdf, uniforms.double().unsqueeze(-1) * cdf[:, -1:])

@@ -12,11 +12,10 @@ pretrained causal LM must not inherit the character model's 16 new tokens and lr
 
 from __future__ import annotations
 
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
-from ladkit.config import apply_overrides, build, load_yaml, merge
+from ladkit.config import apply_overrides, build, merge
+from ladkit.config import load_preset as read_preset
 from ladkit.errors import LadkitError
 from ladkit.training.config import TrainConfig
 
@@ -25,22 +24,10 @@ REAL_LM_PRESET = "real-lm"
 ON_CPU = "on_cpu"  # a preset section merged in when training runs on a CPU
 
 
-def preset_names() -> list[str]:
-    return sorted(
-        p.name[: -len(".yaml")] for p in resources.files("ladkit.presets").iterdir() if p.name.endswith(".yaml")
-    )
-
-
 def load_preset(name_or_path: str, device_type: str | None = None) -> dict[str, Any]:
     """A preset by name (ladkit/presets/NAME.yaml) or a YAML file by path, its `on_cpu` section merged in on a
     CPU (`device_type` None: a CPU unless CUDA is available) and removed."""
-    if Path(name_or_path).suffix in (".yaml", ".yml") or "/" in name_or_path:
-        data = load_yaml(name_or_path)
-    elif name_or_path not in preset_names():
-        raise LadkitError(f"unknown preset {name_or_path!r}; presets: {', '.join(preset_names())}; or give a YAML path")
-    else:
-        with resources.as_file(resources.files("ladkit.presets") / f"{name_or_path}.yaml") as path:
-            data = load_yaml(path)
+    data = read_preset(name_or_path)
     on_cpu = data.pop(ON_CPU, None) or {}
     if not isinstance(on_cpu, dict):
         raise LadkitError(f"{ON_CPU} in preset {name_or_path!r} must be a mapping of config keys")

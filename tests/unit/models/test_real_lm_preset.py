@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from ladkit.config import build, to_dict
+from ladkit.config import build, preset_names, to_dict
 from ladkit.training import resolve as resolution
 from ladkit.training.config import TrainConfig
 
@@ -69,7 +69,7 @@ def test_on_cpu_applies_on_a_cpu_only():
     assert on_cpu["task"]["name"] == "arithmetic"  # merged into the section, not replacing it
 
 
-@pytest.mark.parametrize("name", resolution.preset_names())
+@pytest.mark.parametrize("name", preset_names())
 @pytest.mark.parametrize("device_type", ["cpu", "cuda"])
 def test_every_preset_builds_on_both_devices(name, device_type):
     assert isinstance(build(TrainConfig, resolution.load_preset(name, device_type)), TrainConfig)
