@@ -13,6 +13,7 @@ Weight sync after each optimiser step (see docs/design.md 8.2):
   `reload_weights(weights_iterator=...)` (vllm 0.32; versions without it get `apply_model(model.load_weights)`),
   then the prefix cache is reset because its blocks were computed with the old weights.
 Both need the engine in this process, hence VLLM_ENABLE_V1_MULTIPROCESSING=0 (set unless the user set it).
+Under torchrun each process runs its own engine on vLLM's external launcher (`launcher_options`).
 Every path reads the weights through `current_state_dict`, so a model sharded with FSDP2 and gathered by the
 trainer (distributed.strategy=fsdp) syncs its full weights into each rank's own engine, without collectives.
 
@@ -111,6 +112,7 @@ class VLLMBackend:
             options["logprobs_mode"] = "processed_logprobs"
         if self.sleep_mode:
             options["enable_sleep_mode"] = True
+        options.update(launcher_options())
         adapters = lora_rank is not None and lora_sync == "adapter"
         if adapters:
             options.update(enable_lora=True, max_lora_rank=_vllm_lora_rank(lora_rank), max_loras=1)
@@ -256,6 +258,16 @@ class VLLMBackend:
         reason = "length" if output.finish_reason == "length" else "stop"
         text = self.tokenizer.decode(token_ids, skip_special_tokens=True)
         return Completion(token_ids=token_ids, text=text, logprobs=logprobs, finish_reason=reason)
+
+
+def launcher_options() -> dict[str, str]:
+    """Engine options for a process of a torchrun / accelerate launch (WORLD_SIZE > 1): one engine per process
+    on the external launcher, as TRL's colocate mode runs it. The default in-process executor would take rank 0
+    and device cuda:0 in every process; the external launcher takes RANK and LOCAL_RANK (each engine on its
+    process's GPU) and joins the launcher's process group. None in one process."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return {"distributed_executor_backend": "external_launcher"}
+    return {}
 
 
 def _vllm_lora_rank(rank: int) -> int:

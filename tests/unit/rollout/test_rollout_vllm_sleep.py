@@ -80,3 +80,16 @@ def test_a_cpu_engine_skips_sleep_and_keeps_sampling_the_same(vllm_plain, prompt
     vllm_plain.sleep()
     assert not vllm_plain.asleep
     assert samples(vllm_plain.generate(prompts, n=2, sampling=SAMPLING)) == samples(before)
+
+
+def test_a_torchrun_process_runs_its_engine_on_the_external_launcher(monkeypatch):
+    # vLLM's default in-process executor puts every process's engine on rank 0 / cuda:0; under torchrun
+    # (WORLD_SIZE > 1) the external launcher takes each process's RANK and LOCAL_RANK instead
+    from ladkit.rollout.vllm import launcher_options
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert launcher_options() == {}
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert launcher_options() == {}
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert launcher_options() == {"distributed_executor_backend": "external_launcher"}
