@@ -388,7 +388,7 @@ def inverse_cdf(probs: torch.Tensor, uniforms: torch.Tensor, block: int | None =
         cdf = probs.double().cumsum(-1)  # [R, V]
         return _first_past(cdf, uniforms.double().unsqueeze(-1) * cdf[:, -1:])
     whole = vocabulary // block * block
-    masses = probs[:, :whole].view(rows, -1, block).sum(-1)  # [R, K]: a view, no copy
+    masses = probs[:, :whole].reshape(rows, -1, block).sum(-1)  # [R, K]: a view of contiguous rows, no copy
     if whole < vocabulary:
         masses = torch.cat([masses, probs[:, whole:].sum(-1, keepdim=True)], dim=1)  # [R, K + 1]
     block_cdf = masses.double().cumsum(-1)  # [R, K']
