@@ -8,6 +8,7 @@ section.key=value arguments override the config (e.g. rollout.backend=vllm).
 """
 
 import sys
+from pathlib import Path
 
 import torch
 
@@ -37,7 +38,20 @@ def main() -> None:
         "tracked_prompts": 2,
     }
     values = apply_overrides(values, [option for option in options if "=" in option])
-    train(build(TrainConfig, values), run_dir, resume="resume" in options)
+    train(build(TrainConfig, values), run_dir, resume="resume" in options, callbacks=[record_executor(run_dir)])
+
+
+def record_executor(run_dir: str):
+    """A callback writing, once, which executor this rank's vLLM engine runs on to RUN_DIR.executor-rank<R>
+    (beside the run folder, not in it); nothing for the hf backend."""
+
+    def record(step, row, ctx) -> None:
+        llm = getattr(ctx.backend, "llm", None)
+        target = Path(f"{run_dir}.executor-rank{ctx.info.rank}")
+        if llm is not None and not target.exists():
+            target.write_text(str(llm.llm_engine.vllm_config.parallel_config.distributed_executor_backend))
+
+    return record
 
 
 if __name__ == "__main__":
