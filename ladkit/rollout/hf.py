@@ -376,10 +376,11 @@ def inverse_cdf(probs: torch.Tensor, uniforms: torch.Tensor, block: int | None =
     find the block, then the float64 cumulative sum inside that block [R, block] the token, at the same relative
     position within the block (u's target minus the blocks before, over the block's mass). Each token is then
     drawn with its probability to float32's relative precision, tail tokens included; the float64 cumulative sum
-    over all of [R, V] it replaces wrote and read 8 bytes per entry: 5.9 ms a token for 16 rows of a 49k
-    vocabulary on this CPU, 0.4 ms in blocks. Draws on the exact boundary between two tokens (probability ~0)
-    may fall either side by rounding. `block` unset: CDF_BLOCK on a CPU; on a GPU the flat search, whose memory
-    traffic costs little there and which launches a third of the kernels (decoding on a GPU is launch-bound).
+    over all of [R, V] it replaces wrote and read 8 bytes per entry (docs/benchmarks.md: the decode it sped up).
+    A draw within the block masses' float32 rounding (~1e-7 of the total) of a boundary between two tokens may
+    fall on the other side than the flat search's: 8 of 80,000 draws on random 49k-vocabulary rows.
+    `block` unset: CDF_BLOCK on a CPU; on a GPU the flat search, which launches fewer kernels (decoding on a GPU
+    is launch-bound; not measured there).
     """
     rows, vocabulary = probs.shape
     if block is None:

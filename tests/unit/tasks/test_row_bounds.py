@@ -74,19 +74,26 @@ def test_one_twenty_million_character_row_costs_only_its_own_bytes(tmp_path):
     assert bad["peak_mb"] - clean["peak_mb"] < 150, (clean, bad)
 
 
-def test_a_training_run_records_the_rows_it_skipped_in_meta_json(tmp_path):
+SUMS = [{"prompt": f"{i}+{i % 7}=", "answer": str(i + i % 7)} for i in range(16)]  # 4-5 characters each
+
+
+def _train_on(tmp_path, rows, **dataset) -> dict:
+    """One step of the built-in model on `rows` (compact prompts); the run's meta.json."""
     from ladkit.training.loop import train
 
-    rows = [{"prompt": f"{i}+{i % 7}=", "answer": str(i + i % 7)} for i in range(16)]
-    rows.append({"prompt": "7" * (4096 * CHARS_PER_TOKEN + 1), "answer": "1"})  # over the default bound
-    data = {"path": str(_write(tmp_path / "d.jsonl", rows))}
+    data = {"path": str(_write(tmp_path / "d.jsonl", rows)), **dataset}
     config = build(
         TrainConfig,
         {"steps": 1, "prompts_per_step": 2, "group_size": 2, "eval_every": 0, "tracked_prompts": 0,
          "task": {"name": "dataset", "prompt_style": "compact", "eval_size": 2, "dataset": data}},
     )  # fmt: skip
     train(config, tmp_path / "run")
-    meta = json.loads((tmp_path / "run" / "meta.json").read_text())
+    return json.loads((tmp_path / "run" / "meta.json").read_text())
+
+
+def test_a_training_run_records_the_rows_it_skipped_in_meta_json(tmp_path):
+    long = {"prompt": "7" * (4096 * CHARS_PER_TOKEN + 1), "answer": "1"}  # over the default bound
+    meta = _train_on(tmp_path, [*SUMS, long])
     assert meta["data_rows"]["train"] == {"rows": 17, "skipped": 1, "too_long": 1, "duplicates": 0}
 
 
@@ -126,19 +133,9 @@ def test_most_prompts_over_max_prompt_tokens_is_a_one_line_error(tmp_path):
 
 
 def test_a_training_run_drops_prompts_over_max_prompt_tokens_in_the_models_tokens(tmp_path):
-    from ladkit.training.loop import train
-
     # the builtin model's character tokenizer: a compact prompt of n characters is n tokens (+ BOS); 30-character
     # prompts are far under the character bound (12 x 16 = 192) and over 12 tokens: only the tokenizer sees it
-    rows = [{"prompt": f"{i}+{i % 7}=", "answer": str(i + i % 7)} for i in range(16)]
-    rows += [{"prompt": f"{i}" + "+0" * 14 + "=", "answer": str(i)} for i in (3, 5)]
-    data = {"path": str(_write(tmp_path / "d.jsonl", rows)), "max_prompt_tokens": 12}
-    config = build(
-        TrainConfig,
-        {"steps": 1, "prompts_per_step": 2, "group_size": 2, "eval_every": 0, "tracked_prompts": 0,
-         "task": {"name": "dataset", "prompt_style": "compact", "eval_size": 2, "dataset": data}},
-    )  # fmt: skip
-    train(config, tmp_path / "run")
-    meta = json.loads((tmp_path / "run" / "meta.json").read_text())
+    long = [{"prompt": f"{i}" + "+0" * 14 + "=", "answer": str(i)} for i in (3, 5)]
+    meta = _train_on(tmp_path, [*SUMS, *long], max_prompt_tokens=12)
     dropped = sum(part.get("too_long", 0) for part in meta["data_rows"].values())
     assert dropped == 2 and meta["data_rows"]["train"]["rows"] == 18
